@@ -1,0 +1,61 @@
+"""The `msup` command: a thin shell over library functions.
+
+Each submodule owns one command group and exposes ``register(subparsers)``;
+the handler it installs returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from msup.errors import InputError, RunError
+
+EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors on one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from msup.cli import size
+
+    parser = _Parser(
+        prog="msup",
+        description=(
+            "Search multicoated supermasks: what accuracy at what model size. "
+            "Run `msup COMMAND --help` for each command."
+        ),
+    )
+    from msup import __version__
+
+    parser.add_argument("--version", action="version", version=f"msup {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for module in (size,):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or EXIT_OK)
+    except InputError as exc:
+        print(f"msup: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except RunError as exc:
+        print(f"msup: failed: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        print("msup: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
