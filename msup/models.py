@@ -11,7 +11,8 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from torch import nn
 
@@ -77,6 +78,51 @@ def create_model(
     if mask is not None:
         convert_to_supermask(model, mask, dense_first_last=dense_first_last, bn_affine=bn_affine)
     return model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything `create_model` needs, as plain data: saved with checkpoints and model files.
+
+    Building the same spec twice gives identical frozen weights and initial scores.
+    """
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mask: MaskConfig | None
+    dense_first_last: bool = False
+    bn_affine: bool = True
+
+    def build(self) -> nn.Module:
+        return create_model(
+            self.name, self.num_classes, self.input_shape, self.mask,
+            dense_first_last=self.dense_first_last, bn_affine=self.bn_affine,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (lists, not tuples)."""
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        if self.mask is not None:
+            data["mask"]["sparsities"] = list(self.mask.sparsities)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Inverse of `to_dict`; raises `InputError` on a malformed spec."""
+        try:
+            mask = data.get("mask")
+            return cls(
+                name=str(data["name"]),
+                num_classes=int(data["num_classes"]),
+                input_shape=tuple(int(d) for d in data["input_shape"]),  # type: ignore[arg-type]
+                mask=None if mask is None else MaskConfig(**{**mask, "sparsities": tuple(mask["sparsities"])}),
+                dense_first_last=bool(data.get("dense_first_last", False)),
+                bn_affine=bool(data.get("bn_affine", True)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed model spec {data!r}: {exc}") from None
 
 
 # --- builders -------------------------------------------------------------------------
