@@ -1,0 +1,190 @@
+"""The ``pareto`` command and the report a finished study gets.
+
+Shared by ``msup pareto`` (which only registers it) and
+``python -m analysis.pareto``. A study is a directory holding ``trials.csv``
+(see `analysis.table`), named either by its path or by its name under the runs
+directory (``--runs-dir``, else ``$MSUP_RUNS``, else ``runs``).
+
+Outputs, all next to the Pareto figure (by default in the study directory):
+``pareto.png`` (or ``--out``; PNG, SVG or PDF by suffix), ``hypervolume``
+with the same suffix, and ``pareto.csv`` with the front's rows of the first
+study. Everything is computed before anything is written, so bad input leaves
+no file behind.
+
+pandas, matplotlib and the front code are imported when a report is written,
+not with this module: ``msup`` imports it at start-up to build its arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analysis.table import (
+    ACCURACY_COLUMNS, COATS, SEED, SIZE_COLUMNS, SIZE_ENTROPY_MIB, TRIAL, VAL_ACC, TableError,
+    format_size, load_trials, size_unit,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TRIALS_CSV, PARETO_FIGURE, HYPERVOLUME_STEM, FRONT_CSV = "trials.csv", "pareto.png", "hypervolume", "pareto.csv"
+RUNS_ENV, DEFAULT_RUNS_DIR = "MSUP_RUNS", "runs"
+EXIT_INPUT = 2
+HELP = "Pareto front (accuracy against size), hypervolume and figures of studies"
+DESCRIPTION = (
+    "Find the trials no other trial beats in both accuracy and model size, draw them over the rest "
+    "(log size, accuracy in %), plot hypervolume against trial number and write the front as CSV. "
+    "Only COMPLETE trials count."
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `write_report` wrote, the first study's front and its final hypervolume.
+
+    ``hypervolume`` is in accuracy x decades of size against ``reference``
+    (accuracy fraction, size in the x column's unit).
+    """
+
+    paths: dict[str, Path]
+    front: pd.DataFrame
+    hypervolume: float
+    reference: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study's name (for legends), directory and validated results table."""
+
+    name: str
+    directory: Path
+    trials: pd.DataFrame
+
+
+def find_study(name_or_dir: str | PathLike[str], runs_dir: str | PathLike[str] | None = None) -> Path:
+    """Directory of a study: ``name_or_dir`` itself if it holds trials.csv, else ``<runs>/<name>``."""
+    given = Path(name_or_dir)
+    if (given / TRIALS_CSV).is_file():
+        return given
+    runs = Path(runs_dir or os.environ.get(RUNS_ENV) or DEFAULT_RUNS_DIR)
+    if (runs / given / TRIALS_CSV).is_file():
+        return runs / given
+    if given.is_dir():
+        raise TableError(f"{given}: no {TRIALS_CSV} in this directory")
+    raise TableError(f"no study {str(name_or_dir)!r}: not a directory with {TRIALS_CSV}, nor one under {runs}/")
+
+
+def load_study(name_or_dir: str | PathLike[str], runs_dir: str | PathLike[str] | None = None) -> Study:
+    """Find and validate one study; its name is its directory's name."""
+    directory = find_study(name_or_dir, runs_dir)
+    return Study(directory.resolve().name, directory, load_trials(directory / TRIALS_CSV))
+
+
+def write_study_report(
+    study_dir: str | PathLike[str], x: str = SIZE_ENTROPY_MIB, y: str = VAL_ACC
+) -> dict[str, Path]:
+    """Write pareto.png, hypervolume.png and pareto.csv into a finished study's directory.
+
+    For the study launcher. Returns the paths by kind (``pareto``,
+    ``hypervolume``, ``front_csv``); raises `TableError` (nothing written) if
+    the table is unusable or has no COMPLETE trial.
+    """
+    return write_report([load_study(study_dir)], x, y).paths
+
+
+def write_report(
+    studies: Sequence[Study], x: str, y: str, out: str | PathLike[str] | None = None
+) -> Report:
+    """Figures for ``studies`` (one front, or an overlay of several) and the first study's front CSV.
+
+    All studies' hypervolumes share one reference point so they can be
+    compared.
+    """
+    from analysis.pareto import HYPERVOLUME, hypervolume_history, pareto_front, shared_reference
+    from analysis.plots import (
+        check_figure_path, compare_figure, hypervolume_figure, pareto_figure, save_figure,
+    )
+
+    first = studies[0]
+    figure_path = check_figure_path(out if out is not None else first.directory / PARETO_FIGURE)
+    front = pareto_front(first.trials, x, y)
+    reference = shared_reference([study.trials for study in studies], x)
+    histories = {study.name: hypervolume_history(study.trials, x, y, reference) for study in studies}
+    if len(studies) == 1:
+        pareto = pareto_figure(first.trials, x, y, name=first.name)
+    else:
+        pareto = compare_figure({study.name: study.trials for study in studies}, x, y)
+    hypervolume = hypervolume_figure(histories, reference, x)
+    paths = {
+        "pareto": save_figure(pareto, figure_path),
+        "hypervolume": save_figure(hypervolume, figure_path.with_name(HYPERVOLUME_STEM + figure_path.suffix)),
+        "front_csv": figure_path.with_name(FRONT_CSV),
+    }
+    front.to_csv(paths["front_csv"], index=False)
+    return Report(paths, front, float(histories[first.name][HYPERVOLUME].iloc[-1]), reference)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments, for both entry points."""
+    parser.add_argument("study", metavar="NAME_OR_DIR",
+                        help="study directory holding trials.csv, or a study name under the runs directory")
+    parser.add_argument("--out", metavar="FILE",
+                        help="Pareto figure path, .png/.svg/.pdf (default: <study>/pareto.png); "
+                             "hypervolume and pareto.csv go next to it")
+    parser.add_argument("--x", choices=SIZE_COLUMNS, default=SIZE_ENTROPY_MIB,
+                        help="size column, drawn on a log axis (default: %(default)s)")
+    parser.add_argument("--y", choices=ACCURACY_COLUMNS, default=VAL_ACC,
+                        help="accuracy column, drawn in %% (default: %(default)s)")
+    parser.add_argument("--compare", nargs="+", action="extend", default=[], metavar="OTHER",
+                        help="further studies to overlay, each front in its own colour")
+    parser.add_argument("--runs-dir", metavar="DIR",
+                        help=f"where study names are looked up (default: ${RUNS_ENV} or {DEFAULT_RUNS_DIR})")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the studies, write the report, print the front and the paths; `TableError` on bad input."""
+    studies = [load_study(name, args.runs_dir) for name in [args.study, *args.compare]]
+    studies = _distinct_names(studies, [args.study, *args.compare])
+    report = write_report(studies, args.x, args.y, args.out)
+    print(f"Pareto front of {studies[0].name}: {len(report.front)} trials")
+    print(_front_table(report.front, args.x, args.y))
+    print(f"hypervolume: {report.hypervolume:.4g} (accuracy x decades of size; reference: accuracy "
+          f"{report.reference[0]:g}, size {format_size(report.reference[1], args.x)})")
+    for kind, path in report.paths.items():
+        print(f"wrote {kind}: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analysis.pareto``: one-line errors and exit code 2 on bad input."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.pareto", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except TableError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def _front_table(front: pd.DataFrame, x: str, y: str) -> str:
+    """The front as a small text table: identity, accuracy in %, size in its unit."""
+    columns = [column for column in (TRIAL, COATS, SEED, y, x) if column in front.columns]
+    accuracy, size = f"{y} (%)", f"{x} ({size_unit(x)})"
+    shown = front[columns].assign(**{y: 100 * front[y]}).rename(columns={y: accuracy, x: size})
+    formatters = {accuracy: "{:.2f}".format, size: lambda value: format_size(value, x, with_unit=False)}
+    return shown.to_string(index=False, formatters=formatters)
+
+
+def _distinct_names(studies: list[Study], given: list[str]) -> list[Study]:
+    """Legends need distinct names: fall back to the arguments as typed if directory names clash."""
+    if len({study.name for study in studies}) == len(studies):
+        return studies
+    return [Study(text, study.directory, study.trials) for study, text in zip(studies, given)]
