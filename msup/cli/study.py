@@ -1,0 +1,124 @@
+"""`msup study launch | resume | status`: multi-objective searches on Ray Tune + Optuna."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+DEFAULT_STUDY = Path(__file__).resolve().parents[2] / "studies" / "digits.yaml"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    study = commands.add_parser(
+        "study",
+        help="launch, resume or inspect a search study",
+        description="A study searches coat counts, sparsities and training settings for the best accuracy at each model size.",
+    )
+    actions = study.add_subparsers(title="actions", metavar="ACTION", parser_class=type(study))
+    actions.required = True
+
+    launch = actions.add_parser(
+        "launch",
+        help="start a new study",
+        description=(
+            "Validate the study file, create runs/<name>/ and run its trials on Ray Tune with Optuna "
+            "sampling (and pruning). Without a file, the embedded default studies/digits.yaml runs on the CPU "
+            "in a few minutes. Writes trials.csv, trials.parquet, pareto.png and pareto.csv when done."
+        ),
+    )
+    launch.add_argument("study_file", nargs="?", type=Path, help="study YAML (default: studies/digits.yaml)")
+    launch.add_argument("--name", help="study name (default: the file's name key)")
+    launch.add_argument("--address", help="Ray cluster address ('auto', ray://host:10001); default: a local instance")
+    launch.add_argument("--storage", help="Optuna storage URL (postgresql://..., sqlite:///...) or journal file path")
+    launch.add_argument("--num-samples", type=int, help="number of trials (default: the file's trials)")
+    launch.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    launch.add_argument("--dry-run", action="store_true", help="validate and show the study, run nothing")
+    launch.set_defaults(run=_launch)
+
+    resume = actions.add_parser(
+        "resume",
+        help="continue a crashed or interrupted study, or extend it",
+        description=(
+            "Continue a study after a crash, Ctrl-C or reboot: finished trials are kept, unfinished ones "
+            "continue from their last checkpoint. --num-samples K extends the study to K trials in total."
+        ),
+    )
+    resume.add_argument("study", help="study name (under the runs folder) or study folder")
+    resume.add_argument("--num-samples", type=int, help="total number of trials wanted")
+    resume.add_argument("--address", help="Ray cluster address (default: the study's, else a local instance)")
+    resume.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    resume.set_defaults(run=_resume)
+
+    status = actions.add_parser(
+        "status", help="trial counts, current Pareto front and driver state",
+        description="Counts by state, the current Pareto front, elapsed time and whether a driver is running.",
+    )
+    status.add_argument("study", help="study name (under the runs folder) or study folder")
+    status.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    status.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    status.set_defaults(run=_status)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from msup.errors import InputError
+    from msup.search.study import launch
+    from msup.search.study_config import load_study_config
+
+    _quiet_optuna()
+    path = args.study_file or DEFAULT_STUDY
+    if args.num_samples is not None and args.num_samples < 1:
+        raise InputError(f"--num-samples {args.num_samples} must be at least 1")
+    config = load_study_config(path, name=args.name, trials=args.num_samples, storage=args.storage)
+    if args.dry_run:
+        print(f"study {config.name!r} is valid: {config.trials} trials, {config.max_concurrent} at once, "
+              f"objectives {config.accuracy} (max) and {config.size} (min), sampler {config.sampler['name']}, "
+              f"pruner {config.pruner.name}, parameters: {', '.join(p.name for p in config.space.params)}")
+        return 0
+    outcome = launch(config, args.runs_dir, args.address)
+    _print_outcome(outcome)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from msup.errors import InputError
+    from msup.search.study import find_study_dir, resume
+
+    if args.num_samples is not None and args.num_samples < 1:
+        raise InputError(f"--num-samples {args.num_samples} must be at least 1")
+    _quiet_optuna()
+    outcome = resume(find_study_dir(args.study, args.runs_dir), args.num_samples, args.address)
+    _print_outcome(outcome)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from msup.search.study import find_study_dir, status
+
+    info = status(find_study_dir(args.study, args.runs_dir))
+    table = info.pop("table")
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(json.dumps(info, indent=2))
+    else:
+        counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items())
+        print(f"study {info['study']} ({info['folder']}): {counts} of a budget of {info['budget']}; "
+              f"{info['elapsed_s']:.0f} s; driver {'running' if info['driver_running'] else 'not running'}")
+        for point in info["front"]:
+            print("  front: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in point.items()))
+    return 0
+
+
+def _print_outcome(outcome) -> None:  # type: ignore[no-untyped-def]
+    counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items())
+    print(f"msup: study folder {outcome.folder}: {counts}")
+    for label, path in outcome.paths.items():
+        print(f"  {label}: {path}")

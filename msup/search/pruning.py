@@ -1,0 +1,209 @@
+"""Early stopping of weak trials: Optuna pruners consulted from a Ray Tune scheduler.
+
+Ray's stock Optuna integration never asks an Optuna pruner, Optuna refuses to
+prune multi-objective studies, and trials a Ray scheduler stops early reach
+Optuna as COMPLETE. msup closes the gap:
+
+- `PruningScheduler` (a Ray Tune scheduler) writes every epoch's accuracy into
+  a single-objective *shadow* study kept beside the main study in the same
+  storage, and asks the configured Optuna pruner about that curve.
+- A stop decision is written to the storage first (``pruned_at_epoch`` on the
+  main trial), so it survives a driver crash; the searcher then tells the main
+  study PRUNED, never COMPLETE.
+- `SizeAwarePruner` judges a trial only against trials no larger than itself,
+  because a small trial with lower accuracy may still belong to the front.
+
+Pruner settings in a study file: ``{name: median, n_startup_trials: 5,
+n_warmup_steps: 2}``; names: none, median, percentile, successive_halving,
+hyperband, wilcoxon, patient (``wrapped: {...}`` plus ``patience``), size_aware.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+SIZE_ATTR = "size"  # user attribute of a shadow trial: its size objective
+PRUNED_ATTR = "pruned_at_epoch"  # user attribute of a main trial: the epoch a pruner stopped it
+SHADOW_ATTR = "shadow_trial_id"  # user attribute of a main trial: its shadow trial's storage id
+
+
+class SizeAwarePruner(BasePruner):
+    """Prune a trial that is beaten, at the same epoch, by most trials no larger than itself.
+
+    At each epoch past the warm-up, the peers are the completed trials whose size
+    is at most this trial's size. With at least ``min_peers`` of them, the trial
+    is pruned when its accuracy is below the ``percentile``-th percentile of the
+    peers' accuracies at that epoch: then it is larger and worse than most of what
+    is already known. Smaller trials are never compared with larger ones.
+    """
+
+    def __init__(
+        self, percentile: float = 50.0, n_startup_trials: int = 5, n_warmup_steps: int = 1, min_peers: int = 3
+    ) -> None:
+        if not 0.0 <= percentile <= 100.0:
+            raise ValueError(f"percentile={percentile} must lie in [0, 100]")
+        if n_startup_trials < 0 or n_warmup_steps < 0 or min_peers < 1:
+            raise ValueError("n_startup_trials and n_warmup_steps must be >= 0, min_peers >= 1")
+        self._percentile = percentile
+        self._n_startup_trials = n_startup_trials
+        self._n_warmup_steps = n_warmup_steps
+        self._min_peers = min_peers
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self._n_warmup_steps:
+            return False
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(completed) < self._n_startup_trials:
+            return False
+        size = trial.user_attrs.get(SIZE_ATTR, math.inf)
+        peers = [
+            t.intermediate_values[step]
+            for t in completed
+            if step in t.intermediate_values and t.user_attrs.get(SIZE_ATTR, math.inf) <= size
+        ]
+        if len(peers) < self._min_peers:
+            return False
+        accuracy = trial.intermediate_values[step]
+        return bool(accuracy < np.percentile(peers, self._percentile))
+
+
+def _build(name: str, options: dict[str, Any]) -> BasePruner | None:
+    if name == "none":
+        if options:
+            raise TypeError(f"none takes no options, got {sorted(options)}")
+        return None
+    if name == "patient":
+        wrapped = options.pop("wrapped", None)
+        inner = None if wrapped is None else _build_from(wrapped)
+        return optuna.pruners.PatientPruner(inner, **options)
+    classes = {
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "wilcoxon": optuna.pruners.WilcoxonPruner,
+        "size_aware": SizeAwarePruner,
+    }
+    if name not in classes:
+        raise KeyError(name)
+    return classes[name](**options)
+
+
+PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon", "patient", "size_aware")
+
+
+def _build_from(raw: Mapping[str, Any]) -> BasePruner | None:
+    options = dict(raw)
+    return _build(str(options.pop("name", "")), options)
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """A validated pruner section; `build` makes a fresh Optuna pruner."""
+
+    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name"))
+
+    def build(self) -> BasePruner | None:
+        return _build_from(self.raw)
+
+
+def parse_pruner(raw: Any, where: str, errors: list[str]) -> PrunerSpec:
+    """Check a pruner section by building it once; problems are appended to ``errors``."""
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, Mapping) or raw.get("name") not in PRUNERS:
+        name = raw.get("name") if isinstance(raw, Mapping) else raw
+        errors.append(f"{where}.name: {name!r} is not one of {', '.join(PRUNERS)}")
+        return PrunerSpec({"name": "none"})
+    try:
+        _build_from(raw)
+    except (TypeError, ValueError, KeyError) as exc:
+        errors.append(f"{where}: invalid settings for {raw['name']} pruner: {exc}")
+        return PrunerSpec({"name": "none"})
+    return PrunerSpec(dict(raw))
+
+
+def shadow_study_name(study_name: str) -> str:
+    return f"{study_name}.pruning"
+
+
+class PruningScheduler(FIFOScheduler):
+    """Ray Tune scheduler that asks an Optuna pruner, via the shadow study, after every epoch.
+
+    Holds no state of its own: decisions and curves live in the Optuna storage,
+    so a restored experiment (whose scheduler starts afresh) keeps them.
+    """
+
+    def __init__(self, storage_url: str, study_name: str, pruner: PrunerSpec, accuracy: str, size: str) -> None:
+        super().__init__()
+        self._storage_url = storage_url
+        self._study_name = study_name
+        self._pruner_spec = pruner
+        self._accuracy = accuracy
+        self._size = size
+        self._studies: tuple[optuna.Study, optuna.Study] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_studies": None}
+
+    def _open(self) -> tuple[optuna.Study, optuna.Study]:
+        if self._studies is None:
+            from msup.search.storage import open_storage
+
+            storage = open_storage(self._storage_url)
+            main = optuna.load_study(study_name=self._study_name, storage=storage)
+            shadow = optuna.create_study(
+                study_name=shadow_study_name(self._study_name), storage=storage, direction="maximize",
+                pruner=self._pruner_spec.build() or optuna.pruners.NopPruner(), load_if_exists=True,
+            )
+            self._studies = (main, shadow)
+        return self._studies
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        number, epoch = trial.config.get("optuna_trial"), result.get("epoch")
+        accuracy = result.get(self._accuracy)
+        if number is None or epoch is None or accuracy is None:
+            return TrialScheduler.CONTINUE
+        main, shadow = self._open()
+        storage = main._storage
+        main_id = storage.get_trial_id_from_study_id_trial_number(main._study_id, number)
+        attrs = storage.get_trial(main_id).user_attrs
+        if PRUNED_ATTR in attrs:  # decided before a restart: stop again, never resurrect
+            return TrialScheduler.STOP
+        shadow_id = attrs.get(SHADOW_ATTR)
+        if shadow_id is None:
+            shadow_trial = shadow.ask()
+            sizes = trial.config["sizes"]  # the artifact size is known only after training: rank by entropy
+            shadow_trial.set_user_attr(SIZE_ATTR, sizes.get(self._size, sizes["size_entropy_mib"]))
+            shadow_trial.set_user_attr("main_trial", number)
+            shadow_id = shadow_trial._trial_id
+            storage.set_trial_user_attr(main_id, SHADOW_ATTR, shadow_id)
+        if storage.get_trial(shadow_id).state.is_finished():
+            return TrialScheduler.CONTINUE
+        storage.set_trial_intermediate_value(shadow_id, int(epoch), float(accuracy))
+        done = result.get("done") or int(epoch) >= int(trial.config["epochs"])
+        if done:
+            storage.set_trial_state_values(shadow_id, TrialState.COMPLETE, [float(accuracy)])
+            return TrialScheduler.CONTINUE
+        if shadow.pruner.prune(shadow, storage.get_trial(shadow_id)):
+            storage.set_trial_user_attr(main_id, PRUNED_ATTR, int(epoch))
+            storage.set_trial_state_values(shadow_id, TrialState.PRUNED)
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def debug_string(self) -> str:
+        return f"Using msup pruning scheduler ({self._pruner_spec.name})."

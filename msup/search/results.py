@@ -1,0 +1,78 @@
+"""The results table of a study, built from the Optuna storage (the source of truth).
+
+One row per Optuna trial, columns as documented in `analysis.table`: ``trial``,
+``ray_trial_id``, ``state``, every sampled parameter, ``epochs``, accuracies,
+the three sizes, ``dense_mib``, ``compression``, ``wall_s`` and ``error``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from msup.search.searcher import ERROR_ATTR, RAY_ATTR, VALUES_ATTR
+
+_ATTR_COLUMNS = (
+    "best_val_acc", "test_acc", "best_test_acc", "size_paper_mib", "size_entropy_mib",
+    "size_artifact_bytes", "dense_mib", "wall_s",
+)
+
+
+def trials_table(study: optuna.Study, accuracy: str = "val_acc") -> pd.DataFrame:
+    """A DataFrame of every trial of ``study``, in trial order."""
+    rows = [_row(t, accuracy) for t in study.get_trials(deepcopy=False)]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    ordered = ["trial", "ray_trial_id", "state"]
+    params = [c for c in table.columns if c not in ordered and c not in _METRICS]
+    return table[ordered + sorted(params, key=_param_order) + [c for c in _METRICS if c in table.columns]]
+
+
+_METRICS = ("epochs", "val_acc", *_ATTR_COLUMNS, "compression", "error")
+
+
+def _param_order(name: str) -> tuple[int, str]:
+    if name == "coats":
+        return (0, "")
+    if name.startswith("sparsity_"):
+        return (1, f"{int(name.split('_')[1]):03d}")
+    return (2, name)
+
+
+def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    curve = trial.intermediate_values
+    row: dict[str, Any] = {
+        "trial": trial.number,
+        "ray_trial_id": attrs.get(RAY_ATTR, ""),
+        "state": trial.state.name,
+        **attrs.get(VALUES_ATTR, {}),
+        "epochs": max(curve) if curve else 0,
+        "val_acc": curve[max(curve)] if curve else math.nan,
+    }
+    if trial.values is not None and accuracy == "val_acc":
+        row["val_acc"] = trial.values[0]
+    for key in _ATTR_COLUMNS:
+        row[key] = attrs.get(key, math.nan)
+    if math.isnan(row["best_val_acc"]) and curve:
+        row["best_val_acc"] = max(curve.values())
+    size = row["size_entropy_mib"]
+    row["compression"] = row["dense_mib"] / size if size and not math.isnan(size) else math.nan
+    row["error"] = attrs.get(ERROR_ATTR, "")
+    return row
+
+
+def write_tables(study: optuna.Study, folder: Path, accuracy: str = "val_acc") -> Path:
+    """Write ``trials.csv`` and ``trials.parquet`` atomically; returns the CSV path."""
+    table = trials_table(study, accuracy)
+    csv_path = folder / "trials.csv"
+    for path, write in ((csv_path, table.to_csv), (folder / "trials.parquet", table.to_parquet)):
+        partial = path.with_suffix(path.suffix + ".partial")
+        write(partial, index=False)
+        partial.replace(path)
+    return csv_path

@@ -1,0 +1,111 @@
+"""Ray Tune runs of a study: connect to Ray, build the Tuner, print one line per finished trial."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune import Callback
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from msup.errors import RunError
+from msup.search.pruning import PruningScheduler
+from msup.search.searcher import StudySearcher
+from msup.search.study_config import StudyConfig
+from msup.search.trainable import FailureRecorder, run_trial
+
+# A worker that dies (preemption, OOM kill) is restarted from its last checkpoint this often.
+MAX_WORKER_FAILURES = 2
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at ``address``, or start a private local instance (dashboard off)."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # One checkpoint per epoch makes Tune snapshot often; that is intended here, not a warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise RunError(f"cannot connect to Ray at {address or 'a new local instance'}: {exc}") from None
+
+
+def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str, address: str | None, num_samples: int) -> None:
+    connect(address)
+    searcher = StudySearcher(config, storage_url, str((folder / "artifacts").resolve()), label)
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, {"cpu": config.cpu, "gpu": config.gpu}),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=_scheduler(config, storage_url),
+            num_samples=num_samples,
+            max_concurrent_trials=config.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=label,
+            storage_path=str((folder / "ray").resolve()),
+            failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[FailureRecorder(storage_url, config.name), ProgressLine(config, num_samples)],
+            verbose=0,
+        ),
+    )
+    tuner.fit()
+
+
+def restore_tuner(config: StudyConfig, run: Path, storage_url: str, address: str | None) -> None:
+    connect(address)
+    tuner = tune.Tuner.restore(
+        str(run), tune.with_resources(run_trial, {"cpu": config.cpu, "gpu": config.gpu}), resume_unfinished=True,
+    )
+    tuner.fit()
+
+
+def trial_dirname(trial: Any) -> str:
+    """``trial-00012-<ray id>``: sorted like the Optuna trials, unique per Ray trial."""
+    return f"trial-{trial.config.get('optuna_trial', 0):05d}-{trial.trial_id}"
+
+
+def _scheduler(config: StudyConfig, storage_url: str) -> TrialScheduler:
+    if config.pruner.name == "none":
+        return FIFOScheduler()
+    return PruningScheduler(storage_url, config.name, config.pruner, config.accuracy, config.size)
+
+
+class ProgressLine(Callback):
+    """One concise line per finished trial: count, state, accuracy, size, time."""
+
+    def __init__(self, config: StudyConfig, total: int) -> None:
+        self._accuracy, self._size, self._total = config.accuracy, config.size, total
+        self._done = 0
+        self._start = time.time()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, trial.last_result or {})
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, {"error": "worker raised"})
+
+    def _line(self, trial: Any, result: dict[str, Any]) -> None:
+        self._done += 1
+        number = trial.config.get("optuna_trial", "?")
+        epochs = trial.config.get("epochs")
+        if result.get("error"):
+            outcome = f"FAIL      {str(result['error'])[:80]}"
+        else:
+            state = "COMPLETE" if result.get("test_acc") is not None else f"PRUNED@{result.get('epoch', 0)}/{epochs}"
+            size = trial.config.get("sizes", {}).get(self._size, result.get(self._size, float("nan")))
+            outcome = f"{state:<9} {self._accuracy}={result.get(self._accuracy, float('nan')):.4f} {self._size}={size:.4g}"
+        elapsed = time.time() - self._start
+        print(f"[{self._done}/{self._total}] trial {number:>4}  {outcome}  ({elapsed:.0f} s)", file=sys.stdout, flush=True)

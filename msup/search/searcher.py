@@ -1,0 +1,185 @@
+"""A Ray Tune searcher that asks and tells a two-objective Optuna study directly.
+
+Why not Ray's `OptunaSearch`: msup must compute a trial's size when it is
+sampled, tell stopped-early trials PRUNED (not COMPLETE), record failures with
+their reason, and recover trials a dead driver asked for but Ray never saved.
+The Optuna storage is the source of truth; everything this object remembers
+can be rebuilt from it.
+
+Recovery rule: a RUNNING Optuna trial that no Ray trial of this run owns is an
+*orphan* (its driver died between ask and Ray's next experiment checkpoint).
+Ray asks for a replacement trial in that case, and the searcher hands it the
+orphan's parameters instead of asking Optuna anew: nothing lost, nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune.search import Searcher
+
+from msup.errors import InputError
+from msup.search.pruning import PRUNED_ATTR, SHADOW_ATTR
+from msup.search.sizing import SizeCache
+from msup.search.storage import load_or_create, open_storage
+from msup.search.study_config import StudyConfig
+
+VALUES_ATTR = "values"  # sampled parameters incl. derived sparsities
+RAY_ATTR = "ray_trial_id"
+ERROR_ATTR = "error"
+RESULT_KEYS = (
+    "epoch", "val_acc", "best_val_acc", "test_acc", "best_test_acc", "train_loss", "train_acc",
+    "size_artifact_bytes", "wall_s",
+)
+
+
+class StudySearcher(Searcher):
+    """Suggests trial configs from an Optuna study and reports outcomes back to it."""
+
+    def __init__(self, config: StudyConfig, storage_url: str, artifact_dir: str, run_label: str) -> None:
+        super().__init__()  # objectives live in the Optuna study; Ray checks no metric names
+        self._config = config
+        self._storage_url = storage_url
+        self._artifact_dir = artifact_dir
+        self._run_label = run_label
+        self._owned: dict[str, int] = {}  # Ray trial id -> Optuna trial number
+        self._study: optuna.Study | None = None
+        self._sizes = SizeCache()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_study": None}
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            self._study = load_or_create(
+                open_storage(self._storage_url), self._config.name,
+                [self._config.accuracy, self._config.size], self._config.build_sampler(),
+            )
+        return self._study
+
+    # --- Ray Tune's Searcher interface ---------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        orphan = self._take_orphan()
+        if orphan is not None:
+            number, values = orphan.number, orphan.user_attrs[VALUES_ATTR]
+            sizes = {k: orphan.user_attrs[k] for k in ("size_paper_mib", "size_entropy_mib", "dense_mib")}
+            train = self._config.train_config(values)
+        else:
+            trial = self.study.ask()
+            number, values = trial.number, self._config.space.sample(trial)
+            try:
+                train = self._config.train_config(values)
+            except InputError as exc:  # the space was checked up front; keep the study alive regardless
+                trial.set_user_attr(ERROR_ATTR, str(exc))
+                self.study.tell(trial, state=TrialState.FAIL)
+                return None
+            sizes = self._sizes.sizes(train)
+            for key, value in {**sizes, VALUES_ATTR: values}.items():
+                trial.set_user_attr(key, value)
+        self._set_attr(number, RAY_ATTR, trial_id)
+        self._owned[trial_id] = number
+        return {
+            "optuna_trial": number,
+            "train": train.to_dict(),
+            "values": values,
+            "sizes": sizes,
+            "epochs": train.optim.epochs,
+            "cpus": self._config.cpu,
+            "artifact_path": f"{self._artifact_dir}/{number:05d}.msup",
+        }
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        number = self._owned.get(trial_id)
+        if number is not None and "epoch" in result and self._config.accuracy in result:
+            self._record_epoch(number, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        number = self._owned.pop(trial_id, None)
+        if number is None or error:  # a raised error is told FAIL, with its message, by `FailureRecorder`
+            return
+        frozen = self._frozen(number)
+        if frozen.state.is_finished():
+            return
+        if result:
+            self._record_epoch(number, result)
+            for key in RESULT_KEYS:
+                if isinstance(result.get(key), (int, float)) and math.isfinite(result[key]):
+                    self._set_attr(number, key, result[key])
+        state, values = self._outcome(frozen, result)
+        finish_shadow(self.study, frozen, state)
+        self.study.tell(number, values, state=state)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "w", encoding="utf-8") as f:
+            json.dump({"owned": self._owned}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, encoding="utf-8") as f:
+            self._owned = {str(k): int(v) for k, v in json.load(f)["owned"].items()}
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _outcome(self, frozen: FrozenTrial, result: Mapping[str, Any] | None) -> tuple[TrialState, list[float] | None]:
+        """COMPLETE only for a trial that trained every epoch and was tested; stopped early is PRUNED.
+
+        A trial whose training failed reports ``error`` and ends FAIL with that message.
+        """
+        result = result or {}
+        if result.get(ERROR_ATTR):
+            self._set_attr(frozen.number, ERROR_ATTR, str(result[ERROR_ATTR]))
+            return TrialState.FAIL, None
+        accuracy, size = result.get(self._config.accuracy), result.get(self._config.size, frozen.user_attrs.get(self._config.size))
+        finished = result.get("test_acc") is not None and PRUNED_ATTR not in frozen.user_attrs
+        if finished and accuracy is not None and size is not None and math.isfinite(accuracy):
+            return TrialState.COMPLETE, [float(accuracy), float(size)]
+        return (TrialState.PRUNED if result.get("epoch") else TrialState.FAIL), None
+
+    def _record_epoch(self, number: int, result: Mapping[str, Any]) -> None:
+        trial_id = self._trial_id(number)
+        value = result[self._config.accuracy]
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            self.study._storage.set_trial_intermediate_value(trial_id, int(result["epoch"]), float(value))
+
+    def _take_orphan(self) -> FrozenTrial | None:
+        owned = set(self._owned.values())
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number not in owned and VALUES_ATTR in trial.user_attrs:
+                return trial
+        return None
+
+    def _trial_id(self, number: int) -> int:
+        return self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+
+    def _frozen(self, number: int) -> FrozenTrial:
+        return self.study._storage.get_trial(self._trial_id(number))
+
+    def _set_attr(self, number: int, key: str, value: Any) -> None:
+        self.study._storage.set_trial_user_attr(self._trial_id(number), key, value)
+
+
+def finish_shadow(study: optuna.Study, frozen: FrozenTrial, state: TrialState) -> None:
+    """Close the pruning shadow trial of a main trial that ended other than COMPLETE."""
+    shadow_id = frozen.user_attrs.get(SHADOW_ATTR)
+    if shadow_id is None or state == TrialState.COMPLETE:
+        return
+    if not study._storage.get_trial(shadow_id).state.is_finished():
+        study._storage.set_trial_state_values(shadow_id, TrialState.PRUNED if state == TrialState.PRUNED else TrialState.FAIL)
+
+
+def record_failure(study: optuna.Study, number: int, message: str) -> None:
+    """Tell FAIL, with the error message, for a trial whose worker raised (after Ray's retries)."""
+    storage = study._storage
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    frozen = storage.get_trial(trial_id)
+    if frozen.state.is_finished():
+        return
+    storage.set_trial_user_attr(trial_id, ERROR_ATTR, message)
+    finish_shadow(study, frozen, TrialState.FAIL)
+    study.tell(number, state=TrialState.FAIL)

@@ -1,0 +1,52 @@
+"""Opening the Optuna storage a study lives in.
+
+A string with ``://`` is an Optuna database URL (``sqlite:///...``,
+``postgresql://...``); anything else is the path of an Optuna journal file,
+the choice for a shared network file system.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+
+from msup.errors import InputError
+
+# SQLite waits this long for a lock held by another reader or writer (seconds).
+_SQLITE_TIMEOUT_S = 60
+
+
+def default_storage_url(study_dir: Path) -> str:
+    return f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
+
+
+def open_storage(url: str) -> BaseStorage:
+    """An Optuna storage object for ``url`` (database URL or journal file path)."""
+    if "://" in url:
+        engine = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+        try:
+            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=None)
+        except (ImportError, ModuleNotFoundError) as exc:
+            raise InputError(f"storage {url!r}: the database driver is not installed ({exc})") from None
+        except Exception as exc:  # sqlalchemy's connection errors have no common public base
+            raise InputError(f"storage {url!r}: cannot connect ({str(exc).splitlines()[0]})") from None
+    path = Path(url)
+    if not path.parent.is_dir():
+        raise InputError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def load_or_create(storage: BaseStorage, name: str, metric_names: list[str], sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """The main two-objective study (accuracy up, size down), with its metric names set."""
+    study = optuna.create_study(
+        study_name=name, storage=storage, directions=["maximize", "minimize"], sampler=sampler, load_if_exists=True,
+    )
+    if study.metric_names != metric_names:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, and what optuna-dashboard reads
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names)
+    return study

@@ -1,0 +1,215 @@
+"""Launch, resume and inspect studies: the folder ``runs/<name>/`` and the Ray Tune runs in it.
+
+Layout of a study folder: ``study.yaml`` (the resolved config), ``optuna.db``
+(or the configured storage), ``ray/run-<k>/`` (one Ray Tune experiment per
+launch or extension), ``artifacts/<trial>.msup``, ``trials.csv`` (+ Parquet),
+``pareto.png`` / ``pareto.csv``, and ``driver.lock`` (held while a driver runs).
+
+One name keys everything: the folder, the Optuna study and the Ray runs. The
+Optuna storage is the source of truth for what was tried; Ray's experiment
+folders let a crashed run continue its unfinished trials from checkpoints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from msup.errors import InputError, RunError
+from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study
+from msup.search.storage import default_storage_url, load_or_create, open_storage
+
+STUDY_FILE, LOCK_FILE, RAY_DIR, ARTIFACT_DIR = "study.yaml", "driver.lock", "ray", "artifacts"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+RUNS_ENV = "MSUP_RUNS"
+
+
+def runs_dir(explicit: str | Path | None = None) -> Path:
+    return Path(explicit or os.environ.get(RUNS_ENV) or "runs")
+
+
+def find_study_dir(name_or_dir: str, runs: str | Path | None = None) -> Path:
+    """The folder of an existing study, by path or by name under the runs folder."""
+    given = Path(name_or_dir)
+    if (given / STUDY_FILE).is_file():
+        return given.resolve()
+    if not NAME_PATTERN.match(name_or_dir):
+        raise InputError(f"{name_or_dir!r} is neither a study folder nor a valid study name")
+    folder = runs_dir(runs) / name_or_dir
+    if not (folder / STUDY_FILE).is_file():
+        raise InputError(f"no study {name_or_dir!r}: {folder / STUDY_FILE} does not exist (start one with `msup study launch`)")
+    return folder.resolve()
+
+
+def load_study_folder(folder: Path) -> StudyConfig:
+    raw = yaml.safe_load((folder / STUDY_FILE).read_text(encoding="utf-8"))
+    return parse_study(raw, base_dir=folder, source=str(folder / STUDY_FILE))
+
+
+@contextmanager
+def driver_lock(folder: Path) -> Iterator[None]:
+    """Exclusive lock for the one driver of a study; the OS drops it if the driver dies."""
+    handle = open(folder / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise InputError(f"study {folder.name!r} already has a running driver (lock {folder / LOCK_FILE})") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "started": time.time()}))
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def driver_running(folder: Path) -> bool:
+    if not (folder / LOCK_FILE).exists():
+        return False
+    with open(folder / LOCK_FILE) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    folder: Path
+    counts: dict[str, int]
+    paths: dict[str, Path]
+
+
+def launch(config: StudyConfig, runs: str | Path | None = None, address: str | None = None) -> StudyOutcome:
+    """Create ``runs/<name>/`` and run the study's whole budget; refuses an existing name."""
+    folder = runs_dir(runs) / config.name
+    if (folder / STUDY_FILE).exists():
+        raise InputError(f"study {config.name!r} already exists in {folder}; continue it with `msup study resume {config.name}`")
+    storage_url = config.storage or default_storage_url(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with driver_lock(folder):
+        resolved = {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address}
+        (folder / STUDY_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        study = _open_study(config, storage_url)
+        study.set_user_attr("sampler", config.sampler)
+        study.set_user_attr("pruner", config.pruner.raw)
+        _run(config, folder, storage_url, address or config.ray_address, config.trials, restore=None)
+        return _finish(config, folder, storage_url)
+
+
+def resume(folder: Path, num_samples: int | None = None, address: str | None = None) -> StudyOutcome:
+    """Continue a study after a crash or interrupt, or extend it to ``num_samples`` trials in total."""
+    config = load_study_folder(folder)
+    storage_url = config.storage or default_storage_url(folder)
+    target = num_samples or config.trials
+    if target < config.trials and num_samples is not None:
+        raise InputError(f"--num-samples {num_samples} is below the study's budget of {config.trials} trials")
+    with driver_lock(folder):
+        address = address or config.ray_address
+        study = _open_study(config, storage_url)
+        latest = _latest_run(folder)
+        if latest is not None and _restorable(latest) and _counts(study)["FINISHED"] < config.trials:
+            _run(config, folder, storage_url, address, 0, restore=latest)
+        remaining = target - _counts(study)["FINISHED"]
+        if remaining > 0:
+            _run(config, folder, storage_url, address, remaining, restore=None)
+        if num_samples is not None and num_samples != config.trials:
+            resolved = yaml.safe_load((folder / STUDY_FILE).read_text(encoding="utf-8"))
+            (folder / STUDY_FILE).write_text(yaml.safe_dump({**resolved, "trials": num_samples}, sort_keys=False), encoding="utf-8")
+        return _finish(config, folder, storage_url)
+
+
+def status(folder: Path) -> dict[str, Any]:
+    """Counts by state, the current front, elapsed time and whether a driver runs."""
+    from msup.search.results import trials_table
+
+    config = load_study_folder(folder)
+    study = optuna.load_study(study_name=config.name, storage=open_storage(config.storage or default_storage_url(folder)))
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete] or starts
+    table = trials_table(study, config.accuracy)
+    front = sorted(study.best_trials, key=lambda t: t.values[1])
+    return {
+        "study": config.name,
+        "folder": str(folder),
+        "budget": config.trials,
+        "counts": {s.name: sum(t.state == s for t in trials) for s in (*FINISHED, TrialState.RUNNING)},
+        "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts else 0.0,
+        "driver_running": driver_running(folder),
+        "front": [{"trial": t.number, config.accuracy: t.values[0], config.size: t.values[1]} for t in front],
+        "table": table,
+    }
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+def _open_study(config: StudyConfig, storage_url: str) -> optuna.Study:
+    return load_or_create(open_storage(storage_url), config.name, [config.accuracy, config.size], config.build_sampler())
+
+
+def _counts(study: optuna.Study) -> dict[str, int]:
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return {"FINISHED": sum(s in FINISHED for s in states), "RUNNING": states.count(TrialState.RUNNING)}
+
+
+def _latest_run(folder: Path) -> Path | None:
+    runs = sorted((folder / RAY_DIR).glob("run-*"), key=lambda p: int(p.name.split("-")[1]))
+    return runs[-1] if runs else None
+
+
+def _restorable(run: Path) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(run))
+
+
+def _next_run_label(folder: Path) -> str:
+    latest = _latest_run(folder)
+    return f"run-{1 if latest is None else int(latest.name.split('-')[1]) + 1}"
+
+
+def _run(config: StudyConfig, folder: Path, storage_url: str, address: str | None, num_samples: int, restore: Path | None) -> None:
+    """One Ray Tune run: a fresh experiment of ``num_samples`` trials, or a restored one."""
+    from msup.search.runner import restore_tuner, start_tuner
+
+    if restore is not None:
+        start = time.time()
+        restore_tuner(config, restore, storage_url, address)
+        print(f"msup: restored {restore.name} ({time.time() - start:.0f} s)")
+    else:
+        start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples)
+
+
+def _finish(config: StudyConfig, folder: Path, storage_url: str) -> StudyOutcome:
+    from msup.search.results import write_tables
+
+    study = optuna.load_study(study_name=config.name, storage=open_storage(storage_url))
+    paths = {"trials": write_tables(study, folder, config.accuracy)}
+    try:
+        from analysis.report import write_study_report
+
+        paths.update(write_study_report(folder))
+    except ValueError as exc:  # no COMPLETE trial yet: no front to draw
+        print(f"msup: no Pareto report: {exc}")
+    counts = {s.name: sum(t.state == s for t in study.get_trials(deepcopy=False)) for s in FINISHED}
+    if counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"] == 0:
+        raise RunError(f"study {config.name!r} finished no trial; see {folder / RAY_DIR}")
+    return StudyOutcome(folder, counts, paths)

@@ -1,0 +1,276 @@
+"""`StudyConfig`: one search study, read from YAML and validated before anything starts.
+
+Schema (paths are relative to the study file)::
+
+    name: digits                      # keys the study folder runs/<name>, the Optuna study and the Ray run
+    description: ...
+    train: train/digits-mlp.yaml      # base training config (file or inline mapping, see msup.config)
+    search_space: ../search_spaces/digits.yaml   # file or inline mapping, see msup.search.space
+    objectives:
+      accuracy: val_acc               # maximised: val_acc | best_val_acc
+      size: size_entropy_mib          # minimised: size_entropy_mib | size_paper_mib | size_artifact_bytes
+    trials: 40                        # total trials of the study (the budget)
+    max_concurrent: 2                 # trials running at once
+    sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options
+    pruner: {name: size_aware}        # see msup.search.pruning
+    resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU)
+    storage: null                     # Optuna URL or journal file; null = sqlite runs/<name>/optuna.db
+    ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
+
+Every problem in the file, the training config and the search space is
+reported at once with its key path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from msup.config import TrainConfig, parse_yaml
+from msup.errors import InputError
+from msup.search.pruning import PrunerSpec, parse_pruner
+from msup.search.space import SearchSpace, parse_space, train_overrides
+
+ACCURACY_OBJECTIVES = ("val_acc", "best_val_acc")
+SIZE_OBJECTIVES = ("size_entropy_mib", "size_paper_mib", "size_artifact_bytes")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_KEYS = {
+    "name", "description", "train", "search_space", "objectives", "trials", "max_concurrent",
+    "sampler", "pruner", "resources", "storage", "ray_address",
+}
+# Random configurations checked against the training config before a study starts.
+_VALIDATION_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    train: dict[str, Any]
+    space: SearchSpace
+    space_raw: dict[str, Any]
+    accuracy: str = "val_acc"
+    size: str = "size_entropy_mib"
+    trials: int = 20
+    max_concurrent: int = 1
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": 0})
+    pruner: PrunerSpec = field(default_factory=lambda: parse_pruner({"name": "none"}, "pruner", []))
+    cpu: float = 1.0
+    gpu: float = 0.0
+    storage: str | None = None
+    ray_address: str | None = None
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved study, with training config and search space inlined."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "train": self.train,
+            "search_space": self.space_raw,
+            "objectives": {"accuracy": self.accuracy, "size": self.size},
+            "trials": self.trials,
+            "max_concurrent": self.max_concurrent,
+            "sampler": self.sampler,
+            "pruner": self.pruner.raw,
+            "resources": {"cpu": self.cpu, "gpu": self.gpu},
+            "storage": self.storage,
+            "ray_address": self.ray_address,
+        }
+
+    def train_config(self, values: Mapping[str, Any]) -> TrainConfig:
+        """The training config of one trial: the base config with sampled values applied."""
+        return TrainConfig.from_dict(_merge(self.train, train_overrides(values)))
+
+    def build_sampler(self) -> optuna.samplers.BaseSampler:
+        return build_sampler(self.sampler)
+
+
+def build_sampler(spec: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+    options = {k: v for k, v in spec.items() if k != "name"}
+    classes = {
+        "tpe": optuna.samplers.TPESampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "gp": optuna.samplers.GPSampler,
+        "random": optuna.samplers.RandomSampler,
+    }
+    try:
+        return classes[spec["name"]](**options)
+    except TypeError as exc:
+        raise InputError(f"sampler: bad option for {spec['name']}: {exc}") from None
+
+
+def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_study_config(path: str | Path, **overrides: Any) -> StudyConfig:
+    """Read and validate a study file; ``overrides`` replace top-level keys (e.g. ``trials``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"study file {str(path)!r} does not exist")
+    try:
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{path}: must be a YAML mapping of study settings, got {type(raw).__name__}")
+    raw = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_study(raw, base_dir=path.parent, source=str(path))
+
+
+def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -> StudyConfig:
+    errors: list[str] = []
+    for key in raw:
+        if key not in _KEYS:
+            errors.append(f"{key}: unknown key (expected one of {', '.join(sorted(_KEYS))})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        errors.append(f"name: {name!r} must be 1-64 letters, digits, '.', '_' or '-' (it names a folder under runs/)")
+    train = _include(raw.get("train", {}), "train", base_dir, errors)
+    space_raw = _include(raw.get("search_space"), "search_space", base_dir, errors)
+    objectives = raw.get("objectives") or {}
+    accuracy, size = "val_acc", "size_entropy_mib"
+    if not isinstance(objectives, Mapping):
+        errors.append("objectives: must be a mapping with keys accuracy and size")
+    else:
+        unknown = set(objectives) - {"accuracy", "size"}
+        errors += [f"objectives.{k}: unknown key (expected accuracy, size)" for k in sorted(unknown)]
+        accuracy = objectives.get("accuracy", accuracy)
+        size = objectives.get("size", size)
+        if accuracy not in ACCURACY_OBJECTIVES:
+            errors.append(f"objectives.accuracy: {accuracy!r} is not one of {', '.join(ACCURACY_OBJECTIVES)}")
+        if size not in SIZE_OBJECTIVES:
+            errors.append(f"objectives.size: {size!r} is not one of {', '.join(SIZE_OBJECTIVES)}")
+    trials = _positive_int(raw.get("trials", 20), "trials", errors)
+    max_concurrent = _positive_int(raw.get("max_concurrent", 1), "max_concurrent", errors)
+    sampler = raw.get("sampler", {"name": "tpe", "seed": 0})
+    if not isinstance(sampler, Mapping) or sampler.get("name") not in SAMPLERS:
+        errors.append(f"sampler: needs name: one of {', '.join(SAMPLERS)} (got {sampler!r})")
+    pruner = parse_pruner(raw.get("pruner", {"name": "none"}), "pruner", errors)
+    resources = raw.get("resources", {}) or {}
+    cpu, gpu = 1.0, 0.0
+    if not isinstance(resources, Mapping) or set(resources) - {"cpu", "gpu"}:
+        errors.append(f"resources: must be a mapping with keys cpu and gpu, got {resources!r}")
+    else:
+        cpu = _number_in(resources.get("cpu", 1), "resources.cpu", 0.0, None, errors)
+        gpu = _number_in(resources.get("gpu", 0), "resources.gpu", 0.0, None, errors, allow_zero=True)
+        if gpu > 1 and gpu != int(gpu):
+            errors.append(f"resources.gpu: {gpu} above 1 must be a whole number of GPUs")
+    for key in ("storage", "ray_address", "description"):
+        if raw.get(key) is not None and not isinstance(raw.get(key), str):
+            errors.append(f"{key}: {raw.get(key)!r} must be a string")
+    space = None
+    if space_raw is not None:
+        try:
+            space = parse_space(space_raw)
+        except InputError as exc:
+            errors += str(exc).splitlines()
+    train_ok = True
+    try:
+        TrainConfig.from_dict(train)
+    except InputError as exc:
+        errors += [f"train.{line}" for line in str(exc).splitlines()]
+        train_ok = False
+    if errors:
+        raise InputError(f"{source}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
+    assert space is not None and isinstance(name, str)
+    config = StudyConfig(
+        name=name, train=dict(train), space=space, space_raw=dict(space_raw), accuracy=accuracy, size=size,
+        trials=trials, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
+        storage=raw.get("storage"), ray_address=raw.get("ray_address"), description=str(raw.get("description") or ""),
+    )
+    if train_ok:
+        _check_space_against_training(config, source)
+    config.build_sampler()
+    return config
+
+
+def _check_space_against_training(config: StudyConfig, source: str) -> None:
+    """Reject a space that can produce an invalid training config: its corners plus random draws."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a throw-away in-memory study: nothing to announce
+    try:
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    for corner in _corners(config.space):
+        study.enqueue_trial(corner)
+    problems: dict[str, dict[str, Any]] = {}
+    for _ in range(len(study.get_trials()) + _VALIDATION_SAMPLES):
+        trial = study.ask()
+        values = config.space.sample(trial)
+        try:
+            config.train_config(values)
+        except InputError as exc:
+            for line in str(exc).splitlines():
+                problems.setdefault(line, values)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if problems:
+        lines = [f"search_space can produce an invalid training config: {line} (e.g. with {_brief(v)})" for line, v in problems.items()]
+        raise InputError(f"{source}: {len(lines)} problem(s):\n  " + "\n  ".join(lines))
+
+
+def _corners(space: SearchSpace) -> list[dict[str, Any]]:
+    """Parameter sets at the extremes of every distribution (and every categorical choice)."""
+    corners = []
+    for j in range(max(len(p.corners()) for p in space.params)):
+        corner = {p.name: p.corners()[min(j, len(p.corners()) - 1)] for p in space.params if p.kind != "fixed"}
+        if "coat_keep" in corner:
+            keep = corner.pop("coat_keep")
+            corner.update({f"coat_keep_{i}": keep for i in range(2, space.max_coats + 1)})
+        corners.append(corner)
+    return corners
+
+
+def _brief(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def _include(value: Any, key: str, base_dir: Path, errors: list[str]) -> dict[str, Any] | None:
+    """A mapping given inline or as a path to a YAML file."""
+    if isinstance(value, str):
+        path = (base_dir / value).resolve()
+        if not path.is_file():
+            errors.append(f"{key}: file {value!r} not found (looked in {path.parent})")
+            return None
+        try:
+            value = parse_yaml(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            errors.append(f"{key}: {value!r} is not readable YAML ({str(exc).splitlines()[0]})")
+            return None
+    if value is None and key == "search_space":
+        errors.append("search_space: required (a file path or a mapping with parameters)")
+        return None
+    if not isinstance(value, Mapping):
+        errors.append(f"{key}: must be a mapping or a path to a YAML file, got {type(value).__name__}")
+        return None
+    return dict(value)
+
+
+def _positive_int(value: Any, key: str, errors: list[str]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        errors.append(f"{key}: {value!r} must be a whole number >= 1")
+        return 1
+    return value
+
+
+def _number_in(value: Any, key: str, low: float, high: float | None, errors: list[str], allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and (value < low or (value == low and not allow_zero) or (high is not None and value > high)):
+        ok = False
+    if not ok:
+        errors.append(f"{key}: {value!r} must be a number {'>=' if allow_zero else '>'} {low:g}")
+        return 0.0
+    return float(value)

@@ -1,0 +1,88 @@
+"""The Ray Tune side of one trial: train, report every epoch with a checkpoint, write the model file."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from ray import tune
+from ray.tune import Callback
+
+from msup.artifact import save_model
+from msup.config import TrainConfig
+from msup.errors import InputError, RunError
+from msup.search.searcher import ERROR_ATTR, record_failure
+from msup.search.storage import open_storage
+from msup.train import Trainer
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """Function trainable: resumes from Ray's last checkpoint if there is one.
+
+    A failure of the training itself (diverged loss, bad config, missing data)
+    is reported as the trial's last result under ``error`` instead of raised,
+    so Ray does not retry something that fails the same way every time; a dying
+    worker still raises and is retried by Ray's ``FailureConfig``.
+    """
+    torch.set_num_threads(max(1, int(config.get("cpus", 1))))
+    try:
+        trainer = Trainer(TrainConfig.from_dict(config["train"]))
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                trainer.load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+        epochs, reported = trainer.config.optim.epochs, False
+        for metrics in trainer.epochs():
+            report = {**metrics, **config["sizes"]}
+            if metrics["epoch"] == epochs:
+                report.update(_final_metrics(trainer, config["artifact_path"]))
+            _report(trainer, report)
+            reported = True
+        if not reported:  # resumed from the last epoch's checkpoint: its final report was lost
+            _report(trainer, {**trainer.history[-1], **_final_metrics(trainer, config["artifact_path"])})
+    except (RunError, InputError) as exc:
+        tune.report({ERROR_ATTR: f"{type(exc).__name__}: {exc}"})
+
+
+def _final_metrics(trainer: Trainer, artifact_path: str) -> dict[str, float]:
+    result = trainer.finish()
+    path = Path(artifact_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size_bytes = 0
+    if trainer.spec.mask is not None:
+        save_model(trainer.model, trainer.spec, path)
+        size_bytes = path.stat().st_size
+    return {
+        "test_acc": result.test_acc,
+        "best_test_acc": result.best_test_acc,
+        "size_artifact_bytes": size_bytes,
+        "wall_s": result.wall_s,
+    }
+
+
+def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+class FailureRecorder(Callback):
+    """Tells FAIL, with Ray's error message, for trials whose worker raised past all retries."""
+
+    def __init__(self, storage_url: str, study_name: str) -> None:
+        self._storage_url = storage_url
+        self._study_name = study_name
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        number = trial.config.get("optuna_trial")
+        if number is None:
+            return
+        error = trial.get_error()
+        message = str(error).strip().splitlines()[-1] if error else "the trial's worker failed"
+        study = optuna.load_study(study_name=self._study_name, storage=open_storage(self._storage_url))
+        record_failure(study, number, message)
