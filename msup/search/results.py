@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from msup.search.searcher import ERROR_ATTR, RAY_ATTR, VALUES_ATTR
+from msup.search.searcher import CURVE_ATTR, ERROR_ATTR, RAY_ATTR, VALUES_ATTR
 
 _ATTR_COLUMNS = (
     "best_val_acc", "test_acc", "best_test_acc", "size_paper_mib", "size_entropy_mib",
@@ -46,7 +46,7 @@ def _param_order(name: str) -> tuple[int, str]:
 
 def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
     attrs = trial.user_attrs
-    curve = trial.intermediate_values
+    curve = {int(epoch): value for epoch, value in attrs.get(CURVE_ATTR, {}).items()}
     row: dict[str, Any] = {
         "trial": trial.number,
         "ray_trial_id": attrs.get(RAY_ATTR, ""),

@@ -30,6 +30,9 @@ from msup.search.storage import load_or_create, open_storage
 from msup.search.study_config import StudyConfig
 
 VALUES_ATTR = "values"  # sampled parameters incl. derived sparsities
+# Accuracy per epoch, {"1": 0.41, ...}. Not Optuna intermediate values: multi-objective TPE
+# crashes on a PRUNED trial that has them (it asks the study for its single direction).
+CURVE_ATTR = "curve"
 RAY_ATTR = "ray_trial_id"
 ERROR_ATTR = "error"
 RESULT_KEYS = (
@@ -144,8 +147,10 @@ class StudySearcher(Searcher):
     def _record_epoch(self, number: int, result: Mapping[str, Any]) -> None:
         trial_id = self._trial_id(number)
         value = result[self._config.accuracy]
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            self.study._storage.set_trial_intermediate_value(trial_id, int(result["epoch"]), float(value))
+        frozen = self.study._storage.get_trial(trial_id)
+        if isinstance(value, (int, float)) and math.isfinite(value) and not frozen.state.is_finished():
+            curve = frozen.user_attrs.get(CURVE_ATTR, {})
+            self.study._storage.set_trial_user_attr(trial_id, CURVE_ATTR, {**curve, str(int(result["epoch"])): float(value)})
 
     def _take_orphan(self) -> FrozenTrial | None:
         owned = set(self._owned.values())

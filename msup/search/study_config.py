@@ -181,7 +181,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
     try:
         TrainConfig.from_dict(train)
     except InputError as exc:
-        errors += [f"train.{line}" for line in str(exc).splitlines()]
+        errors += [f"train.{line}" for line in _problem_lines(exc)]
         train_ok = False
     if errors:
         raise InputError(f"{source}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
@@ -214,7 +214,7 @@ def _check_space_against_training(config: StudyConfig, source: str) -> None:
         try:
             config.train_config(values)
         except InputError as exc:
-            for line in str(exc).splitlines():
+            for line in _problem_lines(exc):
                 problems.setdefault(line, values)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if problems:
@@ -232,6 +232,12 @@ def _corners(space: SearchSpace) -> list[dict[str, Any]]:
             corner.update({f"coat_keep_{i}": keep for i in range(2, space.max_coats + 1)})
         corners.append(corner)
     return corners
+
+
+def _problem_lines(exc: InputError) -> list[str]:
+    """The individual problems of a training-config error, without its heading line."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return lines[1:] if len(lines) > 1 and lines[0].endswith(":") else lines
 
 
 def _brief(values: Mapping[str, Any]) -> str:

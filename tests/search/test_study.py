@@ -1,0 +1,131 @@
+"""Real studies: Ray Tune runs the trials, Optuna samples, the CLI drives it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from msup.cli import main
+
+pytestmark = pytest.mark.slow
+MSUP = str(Path(sys.executable).parent / "msup")
+SPACE = {
+    "parameters": {
+        "coats": {"type": "int", "low": 1, "high": 3},
+        "outer_density": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+        "coat_keep": {"type": "float", "low": 0.2, "high": 0.7},
+        "lr": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
+    }
+}
+
+
+def study_file(tmp_path: Path, name: str, trials: int = 4, epochs: int = 2, **extra) -> Path:
+    data = {
+        "name": name,
+        "train": {"optim": {"epochs": epochs, "batch_size": 128}, "runtime": {"device": "cpu"}},
+        "search_space": SPACE,
+        "trials": trials,
+        "max_concurrent": 2,
+        "sampler": {"name": "tpe", "seed": 1},
+        "resources": {"cpu": 1},
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def load(folder: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}")
+
+
+def assert_consistent(folder: Path, name: str, budget: int) -> pd.DataFrame:
+    """Every trial finished exactly once; table and Optuna storage agree row for row."""
+    study = load(folder, name)
+    trials = study.get_trials()
+    table = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == budget == len(table)
+    assert sorted(table["trial"]) == list(range(budget))
+    assert all(t.state.is_finished() for t in trials)
+    assert table["ray_trial_id"].is_unique
+    assert list(table["state"]) == [t.state.name for t in sorted(trials, key=lambda t: t.number)]
+    return table
+
+
+def test_launch_extend_and_status(tmp_path, ray_session, capsys):
+    runs = tmp_path / "runs"
+    path = study_file(tmp_path, "tiny")
+    assert main(["study", "launch", str(path), "--runs-dir", str(runs)]) == 0
+    folder = runs / "tiny"
+    table = assert_consistent(folder, "tiny", 4)
+    complete = table[table["state"] == "COMPLETE"]
+    assert len(complete) >= 1 and complete["test_acc"].notna().all()
+    assert (complete["size_entropy_mib"] < complete["size_paper_mib"]).all()
+    assert (complete["size_artifact_bytes"] > 0).all()
+    assert all((folder / "artifacts" / f"{t:05d}.msup").is_file() for t in complete["trial"])
+    assert {"pareto.png", "pareto.csv", "trials.parquet", "study.yaml"} <= {p.name for p in folder.iterdir()}
+    study = load(folder, "tiny")
+    assert study.metric_names == ["val_acc", "size_entropy_mib"] and study.best_trials
+
+    from ray import tune
+
+    from msup.search.trainable import run_trial
+
+    grid = tune.Tuner.restore(str(folder / "ray" / "run-1"), run_trial).get_results()
+    assert len(grid) == 4 and not grid.errors
+
+    assert main(["study", "launch", str(path), "--runs-dir", str(runs)]) == 2
+    assert "msup study resume tiny" in capsys.readouterr().err
+
+    assert main(["study", "resume", "tiny", "--runs-dir", str(runs), "--num-samples", "6"]) == 0
+    assert_consistent(folder, "tiny", 6)
+    assert (folder / "ray" / "run-2").is_dir()
+    capsys.readouterr()
+    assert main(["study", "status", "tiny", "--runs-dir", str(runs), "--format", "json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert sum(info["counts"].values()) == 6 and info["driver_running"] is False and info["front"]
+
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["study", "launch", str(study_file(tmp_path, "dry")), "--runs-dir", str(runs), "--dry-run"]) == 0
+    assert "is valid" in capsys.readouterr().out and not runs.exists()
+
+
+def test_resume_after_sigkill_of_the_driver(tmp_path):
+    runs, name, budget = tmp_path / "runs", "killed", 6
+    path = study_file(tmp_path, name, trials=budget, epochs=4)
+    env = {**os.environ, "MSUP_RUNS": str(runs)}
+    driver = subprocess.Popen([MSUP, "study", "launch", str(path)], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            time.sleep(1)
+            if (runs / name / "optuna.db").exists():
+                states = [t.state for t in load(runs / name, name).get_trials()]
+                if states.count(optuna.trial.TrialState.COMPLETE) >= 1:
+                    break
+        else:
+            pytest.fail("no trial finished before the deadline")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # Ray processes the dead driver left behind
+    before = {t.number: t.state for t in load(runs / name, name).get_trials()}
+    assert any(not s.is_finished() for s in before.values())
+
+    resumed = subprocess.run([MSUP, "study", "resume", name], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    table = assert_consistent(runs / name, name, budget)
+    for number, state in before.items():  # finished trials kept as they were
+        if state.is_finished():
+            assert table.loc[table["trial"] == number, "state"].item() == state.name

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from msup.errors import InputError
+from msup.search.study_config import load_study_config
+
+REPO = Path(__file__).resolve().parents[2]
+SPACE = {"parameters": {"coats": {"type": "int", "low": 1, "high": 3},
+                        "outer_density": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+                        "coat_keep": {"type": "float", "low": 0.2, "high": 0.7}}}
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def base(**changes):
+    return {"name": "t", "train": {"optim": {"epochs": 2}}, "search_space": SPACE, "trials": 4, **changes}
+
+
+@pytest.mark.parametrize("study", sorted(p.name for p in (REPO / "studies").glob("*.yaml")))
+def test_shipped_studies_are_valid(study):
+    config = load_study_config(REPO / "studies" / study)
+    assert config.trials >= 1 and config.space.params
+
+
+def test_valid_study_resolves_files_relative_to_itself(tmp_path):
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    config = load_study_config(write(tmp_path, base(search_space="space.yaml")))
+    assert config.space.max_coats == 3 and config.train == {"optim": {"epochs": 2}}
+    assert config.to_dict()["search_space"] == SPACE
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("", "must be a YAML mapping"),
+        ("[1, 2]", "must be a YAML mapping"),
+        ("name: [unclosed", "not a readable YAML file"),
+        (base(name="../escape"), "name: '../escape' must be"),
+        (base(trials=0), "trials: 0 must be a whole number"),
+        (base(max_concurrent="two"), "max_concurrent: 'two'"),
+        (base(objectives={"accuracy": "test_acc"}), "objectives.accuracy: 'test_acc' is not one of"),
+        (base(objectives={"size": "bytes"}), "objectives.size: 'bytes' is not one of"),
+        (base(sampler={"name": "cmaes"}), "sampler: needs name"),
+        (base(pruner={"name": "medium"}), "pruner.name: 'medium' is not one of"),
+        (base(pruner={"name": "median", "n_warmup": 2}), "invalid settings for median pruner"),
+        (base(resources={"cpu": 0}), "resources.cpu: 0 must be a number > 0"),
+        (base(resources={"gpu": 1.5}), "whole number of GPUs"),
+        (base(search_space="missing.yaml"), "search_space: file 'missing.yaml' not found"),
+        (base(search_space=None), "search_space: required"),
+        (base(train={"optim": {"lr": -1}}), "train.optim.lr"),
+        (base(train={"optim": {"epochs": 2}, "modle": {}}), "train.modle"),
+        (base(extra_key=1), "extra_key: unknown key"),
+        (base(search_space={"parameters": {"lr": {"type": "float", "low": -1.0, "high": 0.1}}}),
+         "search_space can produce an invalid training config: optim.lr"),
+        (base(search_space={"parameters": {"batch_size": {"type": "int", "low": 16, "high": 100000}}}),
+         "search_space can produce an invalid training config"),
+    ],
+)
+def test_malformed_studies_are_rejected_with_the_key(tmp_path, data, message):
+    with pytest.raises(InputError) as exc:
+        load_study_config(write(tmp_path, data))
+    assert message in str(exc.value)
+
+
+def test_every_problem_is_listed(tmp_path):
+    with pytest.raises(InputError) as exc:
+        load_study_config(write(tmp_path, base(trials=-1, max_concurrent=0, pruner={"name": "x"})))
+    assert "3 problem(s)" in str(exc.value)
