@@ -5,7 +5,7 @@ weight plus whatever is trained densely (BatchNorm, optional dense layers).
 Three numbers, all in MiB (2^20 bytes):
 
 - **paper**: the reference accounting. Per masked layer of n weights,
-  ``n + sum_{i<N} ceil(n * (1 - p_i))`` bits (a truncated unary code), plus
+  ``n + sum_{i<N} K_i`` bits (a truncated unary code; K_i the exact coat counts), plus
   32 bits per BatchNorm gamma and per dense weight. Comparable with published
   numbers (which call MiB "MB").
 - **entropy**: ``n * H(f)`` bits per layer with f the exact level fractions,
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from msup.coats import level_counts, validate_sparsities
+from msup.coats import kept_counts, level_counts, validate_sparsities
 from msup.layers import SupermaskMixin
 
 BITS_PER_MIB = 8 * 1024**2
@@ -69,8 +69,13 @@ def entropy_bits_per_weight(counts: Sequence[int]) -> float:
 
 
 def unary_bits(n: int, sparsities: Sequence[float]) -> int:
-    """Truncated unary code length of one layer, as the reference computes it."""
-    return n + sum(math.ceil(n * (1.0 - p)) for p in sparsities[:-1])
+    """Truncated unary code length of one layer: one bit per weight, plus one per inner coat it passes.
+
+    Uses msup's exact coat counts, so it equals the real unary payload bit for
+    bit; the reference rounds ``n * (1 - p_i)`` up instead, a difference of
+    fewer than N bits per layer.
+    """
+    return n + sum(kept_counts(n, sparsities)[:-1])
 
 
 @dataclass(frozen=True)

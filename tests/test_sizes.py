@@ -17,10 +17,10 @@ def test_unary_and_entropy_bits_per_weight_of_the_paper_setting():
 
 
 def test_paper_formula_by_hand():
-    # n + ceil(n * 0.3) + ceil(n * 0.0788) bits for n = 1001, plus 32 bits per gamma
-    assert unary_bits(1001, PAPER_P) == 1001 + 301 + 79
+    # n + round(n * 0.3) + round(n * 0.0788) bits for n = 1001, plus 32 bits per gamma
+    assert unary_bits(1001, PAPER_P) == 1001 + 300 + 79
     size = model_size(Inventory((1001,), dense_weights=0, bn_gamma=10, bn_beta=10), PAPER_P)
-    assert size.paper_mib * 8 * 2**20 == pytest.approx(1001 + 301 + 79 + 320)
+    assert size.paper_mib * 8 * 2**20 == pytest.approx(1001 + 300 + 79 + 320)
     assert size.dense_mib * 8 * 2**20 == pytest.approx(32 * (1001 + 20))
 
 
