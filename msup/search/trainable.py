@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import ray
 import torch
 from ray import tune
 from ray.tune import Callback
@@ -30,6 +31,7 @@ def run_trial(config: dict[str, Any]) -> None:
     worker still raises and is retried by Ray's ``FailureConfig``.
     """
     torch.set_num_threads(max(1, int(config.get("cpus", 1))))
+    node = ray.get_runtime_context().get_node_id()  # which machine trained it, for cluster runs
     try:
         trainer = Trainer(TrainConfig.from_dict(config["train"]))
         checkpoint = tune.get_checkpoint()
@@ -38,7 +40,7 @@ def run_trial(config: dict[str, Any]) -> None:
                 trainer.load_checkpoint(Path(folder) / CHECKPOINT_FILE)
         epochs, reported = trainer.config.optim.epochs, False
         for metrics in trainer.epochs():
-            report = {**metrics, **config["sizes"]}
+            report = {**metrics, **config["sizes"], "node_id": node}
             if metrics["epoch"] == epochs:
                 report.update(_final_metrics(trainer, config["artifact_path"]))
             _report(trainer, report)

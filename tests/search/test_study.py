@@ -129,3 +129,36 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
     for number, state in before.items():  # finished trials kept as they were
         if state.is_finished():
             assert table.loc[table["trial"] == number, "state"].item() == state.name
+
+
+CLUSTER_DRIVER = """
+import subprocess, sys
+from ray.cluster_utils import Cluster
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+try:
+    launched = subprocess.run([sys.argv[1], "study", "launch", sys.argv[2], "--address", cluster.address])
+finally:
+    cluster.shutdown()
+sys.exit(launched.returncode)
+"""
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
+    """A head and a worker node on loopback; the study connects with --address."""
+    path = study_file(tmp_path, "cluster", trials=4)
+    script = tmp_path / "cluster_driver.py"
+    script.write_text(CLUSTER_DRIVER)
+    env = {**os.environ, "MSUP_RUNS": str(tmp_path / "runs")}
+    run = subprocess.run([sys.executable, str(script), MSUP, str(path)], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    folder = tmp_path / "runs" / "cluster"
+    assert_consistent(folder, "cluster", 4)
+    nodes = {
+        json.loads(line)["node_id"]
+        for result in (folder / "ray" / "run-1").glob("trial-*/result.json")
+        for line in result.read_text().splitlines()
+    }
+    assert len(nodes) == 2
