@@ -135,7 +135,7 @@ def train_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if name == "coats":
             if "outer_density" in values:
-                nested.setdefault("mask", {})["sparsities"] = sparsities_from(values)
+                nested.setdefault("mask", {}).update(coats=int(value), sparsities=sparsities_from(values))
             continue
         *parents, leaf = ALIASES.get(name, name).split(".")
         node = nested

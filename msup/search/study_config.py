@@ -207,18 +207,18 @@ def _check_space_against_training(config: StudyConfig, source: str) -> None:
         optuna.logging.set_verbosity(verbosity)
     for corner in _corners(config.space):
         study.enqueue_trial(corner)
-    problems: dict[str, dict[str, Any]] = {}
+    problems: dict[str, tuple[str, dict[str, Any]]] = {}
     for _ in range(len(study.get_trials()) + _VALIDATION_SAMPLES):
         trial = study.ask()
         values = config.space.sample(trial)
         try:
             config.train_config(values)
         except InputError as exc:
-            for line in _problem_lines(exc):
-                problems.setdefault(line, values)
+            for line in _problem_lines(exc):  # one example per offending key
+                problems.setdefault(line.split(":")[0], (line, values))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if problems:
-        lines = [f"search_space can produce an invalid training config: {line} (e.g. with {_brief(v)})" for line, v in problems.items()]
+        lines = [f"search_space can produce an invalid training config: {line} (e.g. with {_brief(v)})" for line, v in problems.values()]
         raise InputError(f"{source}: {len(lines)} problem(s):\n  " + "\n  ".join(lines))
 
 

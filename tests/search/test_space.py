@@ -29,7 +29,7 @@ def test_sampled_sparsities_are_valid_by_construction(seed):
     assert all(0 < a < b < 1 for a, b in zip(p, p[1:])) and 0 < p[0] < 1
     assert p == sparsities_from(values)
     nested = train_overrides(values)
-    assert nested["mask"]["sparsities"] == p
+    assert nested["mask"] == {"coats": values["coats"], "sparsities": p, "scale_init": values["scale_init"]}
     assert nested["optim"]["lr"] == values["lr"] and nested["optim"]["momentum"] == 0.8
     assert nested["mask"]["scale_init"] in ("density", "unscaled")
     assert ("warmup_epochs" in nested["optim"]) == (values["coats"] in (2, 3))
