@@ -67,8 +67,11 @@ def level_fractions(sparsities: Sequence[float]) -> tuple[float, ...]:
     return tuple(bounds[c + 1] - bounds[c] for c in range(len(sparsities) + 1))
 
 
-def coat_levels(scores: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
-    """Integer level of every weight (``uint8``, shape of ``scores``) from ``|scores|``.
+def coat_levels(scores: torch.Tensor, counts: Sequence[int], dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    """Integer level of every weight (shape of ``scores``) from ``|scores|``.
+
+    ``dtype`` is the result's type: ``uint8`` for storage, the weight's float
+    type for the forward pass (saves a conversion per refresh).
 
     ``counts`` are the kept counts per coat (`kept_counts`). One selection over
     all ``n`` scores finds the outer coat; each inner coat is a selection among
@@ -77,7 +80,7 @@ def coat_levels(scores: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
     """
     with torch.no_grad():
         flat = scores.detach().abs().flatten()
-        levels = torch.zeros(flat.numel(), dtype=torch.uint8, device=flat.device)
+        levels = torch.zeros(flat.numel(), dtype=dtype, device=flat.device)
         survivors = torch.arange(flat.numel(), device=flat.device)
         values = flat
         for level, k in enumerate(counts, start=1):

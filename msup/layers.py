@@ -150,7 +150,7 @@ class SupermaskMixin:
 
     def refresh_levels(self) -> None:
         """Recompute the cached levels from the current scores (one selection pass)."""
-        self._levels = coat_levels(self.scores, self._kept).to(self.weight.dtype)
+        self._levels = coat_levels(self.scores, self._kept, dtype=self.weight.dtype)
 
     def levels(self) -> torch.Tensor:
         """Current integer levels (``uint8``), as the next forward will use them."""
