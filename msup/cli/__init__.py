@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from msup.cli import artifact, pareto, size, train
+    from msup.cli import artifact, pareto, size, study, train
 
     parser = _Parser(
         prog="msup",
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"msup {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (size, train, pareto, artifact):
+    for module in (size, train, study, pareto, artifact):
         module.register(commands)
     return parser
 
