@@ -21,6 +21,7 @@ hyperband, wilcoxon, patient (``wrapped: {...}`` plus ``patience``), size_aware.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,7 +86,9 @@ def _build(name: str, options: dict[str, Any]) -> BasePruner | None:
     if name == "patient":
         wrapped = options.pop("wrapped", None)
         inner = None if wrapped is None else _build_from(wrapped)
-        return optuna.pruners.PatientPruner(inner, **options)
+        with warnings.catch_warnings():  # experimental in Optuna; chosen explicitly in the study file
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.PatientPruner(inner, **options)
     classes = {
         "median": optuna.pruners.MedianPruner,
         "percentile": optuna.pruners.PercentilePruner,
@@ -95,14 +98,21 @@ def _build(name: str, options: dict[str, Any]) -> BasePruner | None:
         "size_aware": SizeAwarePruner,
     }
     if name not in classes:
-        raise KeyError(name)
-    return classes[name](**options)
+        raise ValueError(f"{name!r} is not one of {', '.join(PRUNERS)}")
+    with warnings.catch_warnings():  # WilcoxonPruner is experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return classes[name](**options)
 
 
 PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon", "patient", "size_aware")
 
 
-def _build_from(raw: Mapping[str, Any]) -> BasePruner | None:
+def _build_from(raw: str | Mapping[str, Any]) -> BasePruner | None:
+    """A fresh pruner from a name or ``{name: ..., **options}`` (the top level and ``wrapped`` alike)."""
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"a pruner is a name or a mapping with 'name', got {raw!r}")
     options = dict(raw)
     return _build(str(options.pop("name", "")), options)
 
@@ -131,7 +141,7 @@ def parse_pruner(raw: Any, where: str, errors: list[str]) -> PrunerSpec:
         return PrunerSpec({"name": "none"})
     try:
         _build_from(raw)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError) as exc:
         errors.append(f"{where}: invalid settings for {raw['name']} pruner: {exc}")
         return PrunerSpec({"name": "none"})
     return PrunerSpec(dict(raw))

@@ -1,0 +1,365 @@
+"""Early stopping: the size-aware pruner, pruner settings, and the scheduler against a real Optuna storage.
+
+The scheduler is driven directly with stand-in Ray trials (it reads only
+``trial.config``); one slow test runs a real Ray Tune study.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import FrozenTrial, TrialState, create_trial
+from ray.tune.schedulers import TrialScheduler
+
+from msup.search.pruning import (
+    PRUNED_ATTR,
+    PRUNERS,
+    SHADOW_ATTR,
+    SIZE_ATTR,
+    PruningScheduler,
+    SizeAwarePruner,
+    parse_pruner,
+    shadow_study_name,
+)
+from msup.search.storage import load_or_create, open_storage
+
+CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+EPOCHS = 6
+GOOD = (0.5, 0.7, 0.8, 0.85, 0.9, 0.92)
+WEAK = (0.2, 0.15, 0.1, 0.1, 0.1, 0.1)
+
+
+# --- SizeAwarePruner on hand-built curves ------------------------------------------------
+
+
+def completed(size: float, curve: Sequence[float]) -> FrozenTrial:
+    return create_trial(
+        state=TrialState.COMPLETE, value=curve[-1], user_attrs={SIZE_ATTR: size},
+        intermediate_values=dict(enumerate(curve, start=1)),
+    )
+
+
+def running(size: float, curve: Sequence[float]) -> FrozenTrial:
+    return create_trial(state=TrialState.RUNNING, user_attrs={SIZE_ATTR: size}, intermediate_values=dict(enumerate(curve, start=1)))
+
+
+def shadow_with(*trials: FrozenTrial) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(trials)
+    return study
+
+
+PEERS = [completed(1.0, GOOD), completed(1.0, (0.4, 0.6, 0.7)), completed(2.0, (0.45, 0.65, 0.75))]
+
+
+def test_larger_and_worse_is_pruned_smaller_and_worse_is_not() -> None:
+    pruner = SizeAwarePruner(n_startup_trials=3, n_warmup_steps=1, min_peers=3)
+    study = shadow_with(*PEERS)
+    assert pruner.prune(study, running(4.0, (0.3, 0.5)))
+    assert not pruner.prune(study, running(0.5, (0.3, 0.5)))  # no trial as small: may still be on the front
+    assert not pruner.prune(study, running(4.0, (0.5, 0.7)))  # at least as accurate as the peers' median
+
+
+def test_peers_are_the_trials_no_larger_and_with_the_same_step() -> None:
+    pruner = SizeAwarePruner(n_startup_trials=0, n_warmup_steps=0, min_peers=3)
+    study = shadow_with(*PEERS)
+    assert not pruner.prune(study, running(1.5, (0.3, 0.5)))  # two peers: the 2.0 one is larger
+    assert pruner.prune(study, running(2.0, (0.3, 0.5)))  # equal size counts as a peer
+    # Step 4 exists only in the first peer's curve: below min_peers, so no verdict.
+    assert not pruner.prune(study, running(9.0, (0.5, 0.7, 0.8, 0.1)))
+
+
+def test_warmup_startup_and_min_peers_are_respected() -> None:
+    study = shadow_with(*PEERS)
+    weak_large = running(4.0, WEAK[:3])
+    assert SizeAwarePruner(n_startup_trials=0, n_warmup_steps=0, min_peers=1).prune(study, weak_large)
+    assert not SizeAwarePruner(n_startup_trials=0, n_warmup_steps=4, min_peers=1).prune(study, weak_large)
+    assert not SizeAwarePruner(n_startup_trials=4, n_warmup_steps=0, min_peers=1).prune(study, weak_large)
+    assert not SizeAwarePruner(n_startup_trials=0, n_warmup_steps=0, min_peers=4).prune(study, weak_large)
+    assert not SizeAwarePruner(n_startup_trials=0).prune(study, running(4.0, ()))  # nothing reported yet
+
+
+def test_percentile_sets_how_many_peers_must_beat_the_trial() -> None:
+    study = shadow_with(*PEERS)  # step 2 accuracies: 0.6, 0.65, 0.7
+    middle = running(4.0, (0.5, 0.66))
+    assert SizeAwarePruner(percentile=100, n_startup_trials=0, min_peers=1).prune(study, middle)
+    assert not SizeAwarePruner(percentile=0, n_startup_trials=0, min_peers=1).prune(study, middle)
+
+
+@pytest.mark.parametrize(
+    "options", [{"percentile": 101}, {"percentile": -1}, {"n_startup_trials": -1}, {"n_warmup_steps": -1}, {"min_peers": 0}]
+)
+def test_size_aware_rejects_bad_settings(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        SizeAwarePruner(**options)
+
+
+# --- parse_pruner ------------------------------------------------------------------------
+
+DOCUMENTED = [
+    ("none", None),
+    ({"name": "none"}, None),
+    ("median", optuna.pruners.MedianPruner),
+    ({"name": "median", "n_startup_trials": 2, "n_warmup_steps": 3, "interval_steps": 1}, optuna.pruners.MedianPruner),
+    ({"name": "percentile", "percentile": 25.0, "n_startup_trials": 1}, optuna.pruners.PercentilePruner),
+    ({"name": "successive_halving", "min_resource": 1, "reduction_factor": 3}, optuna.pruners.SuccessiveHalvingPruner),
+    ({"name": "hyperband", "min_resource": 1, "max_resource": EPOCHS, "reduction_factor": 3}, optuna.pruners.HyperbandPruner),
+    ({"name": "wilcoxon", "p_threshold": 0.2}, optuna.pruners.WilcoxonPruner),
+    ({"name": "patient", "patience": 2, "wrapped": {"name": "median", "n_startup_trials": 2}}, optuna.pruners.PatientPruner),
+    ({"name": "patient", "patience": 1, "wrapped": "median"}, optuna.pruners.PatientPruner),
+    ({"name": "patient", "patience": 1, "min_delta": 0.01}, optuna.pruners.PatientPruner),
+    ({"name": "size_aware", "percentile": 60, "n_startup_trials": 2, "n_warmup_steps": 1, "min_peers": 2}, SizeAwarePruner),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), DOCUMENTED)
+def test_every_documented_pruner_parses_and_builds(raw: Any, expected: type | None) -> None:
+    errors: list[str] = []
+    spec = parse_pruner(raw, "pruner", errors)
+    assert errors == []
+    assert spec.name == (raw if isinstance(raw, str) else raw["name"])
+    built = spec.build()
+    assert (built is None) if expected is None else isinstance(built, expected)
+    if built is not None:
+        assert spec.build() is not built  # stateful pruners (hyperband) are never shared between runs
+
+
+def test_documented_names_are_all_covered() -> None:
+    names = {raw if isinstance(raw, str) else raw["name"] for raw, _ in DOCUMENTED}
+    assert names == set(PRUNERS)
+
+
+def test_patient_wraps_the_inner_pruner() -> None:
+    spec = parse_pruner({"name": "patient", "patience": 2, "wrapped": {"name": "size_aware", "min_peers": 2}}, "p", [])
+    assert isinstance(spec.build()._wrapped_pruner, SizeAwarePruner)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("asha", "pruner.name: 'asha' is not one of none, median"),
+        ({"percentile": 50}, "pruner.name: None is not one of"),
+        (42, "pruner.name: 42 is not one of"),
+        ({"name": "median", "n_startup_trial": 2}, "pruner: invalid settings for median pruner: "),
+        ({"name": "median", "n_startup_trial": 2}, "n_startup_trial"),
+        ({"name": "percentile", "percentile": 150}, "invalid settings for percentile pruner"),
+        ({"name": "size_aware", "min_peers": 0}, "min_peers >= 1"),
+        ({"name": "size_aware", "percentile": 120}, "percentile=120 must lie in [0, 100]"),
+        ({"name": "none", "n_warmup_steps": 1}, "none takes no options"),
+        ({"name": "patient"}, "patience"),
+        ({"name": "patient", "patience": 1, "wrapped": {"name": "bogus"}}, "'bogus' is not one of none, median"),
+        ({"name": "patient", "patience": 1, "wrapped": [1]}, "a pruner is a name or a mapping with 'name'"),
+    ],
+)
+def test_bad_pruners_are_rejected_with_a_clear_message(raw: Any, message: str) -> None:
+    errors: list[str] = []
+    spec = parse_pruner(raw, "pruner", errors)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert spec.name == "none"
+
+
+# --- PruningScheduler against a real storage ----------------------------------------------
+
+STUDY = "prune-test"
+
+
+@dataclass
+class FakeTrial:
+    """What the scheduler reads of a Ray trial: its config."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Storage:
+    url: str
+
+    def main(self) -> optuna.Study:
+        return load_or_create(open_storage(self.url), STUDY, ["val_acc", "size_entropy_mib"], optuna.samplers.RandomSampler(seed=0))
+
+    def shadow(self) -> optuna.Study:
+        return optuna.load_study(study_name=shadow_study_name(STUDY), storage=open_storage(self.url))
+
+    def main_trial(self, number: int) -> FrozenTrial:
+        return self.main().trials[number]
+
+    def shadow_of(self, trial: FakeTrial) -> FrozenTrial:
+        shadow_id = self.main_trial(trial.config["optuna_trial"]).user_attrs[SHADOW_ATTR]
+        return next(t for t in self.shadow().trials if t._trial_id == shadow_id)
+
+    def scheduler(self, pruner: Any) -> PruningScheduler:
+        errors: list[str] = []
+        spec = parse_pruner(pruner, "pruner", errors)
+        assert not errors
+        return PruningScheduler(self.url, STUDY, spec, "val_acc", "size_entropy_mib")
+
+    def new_trial(self, size: float = 1.0) -> FakeTrial:
+        number = self.main().ask().number
+        return FakeTrial({"optuna_trial": number, "epochs": EPOCHS, "sizes": {"size_entropy_mib": size}})
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    store = Storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    store.main()
+    return store
+
+
+def feed(scheduler: PruningScheduler, trial: FakeTrial, curve: Sequence[float], first_epoch: int = 1) -> list[str]:
+    """Report ``curve`` epoch by epoch, as Ray would, until the scheduler says STOP."""
+    decisions = []
+    for epoch, accuracy in enumerate(curve, start=first_epoch):
+        decisions.append(scheduler.on_trial_result(None, trial, {"epoch": epoch, "val_acc": accuracy}))
+        if decisions[-1] == STOP:
+            break
+    return decisions
+
+
+def test_curves_go_to_the_shadow_study_and_finished_trials_complete_there(storage: Storage) -> None:
+    scheduler = storage.scheduler({"name": "median", "n_startup_trials": 1})
+    trial = storage.new_trial(size=0.25)
+    assert feed(scheduler, trial, GOOD[:3]) == [CONTINUE] * 3
+    shadow_id = storage.main_trial(0).user_attrs[SHADOW_ATTR]
+    (shadow,) = storage.shadow().trials
+    assert shadow._trial_id == shadow_id and shadow.state == TrialState.RUNNING
+    assert shadow.intermediate_values == dict(enumerate(GOOD[:3], start=1))
+    assert shadow.user_attrs == {SIZE_ATTR: 0.25, "main_trial": 0}
+    assert feed(scheduler, trial, GOOD[3:], first_epoch=4) == [CONTINUE] * 3
+    (shadow,) = storage.shadow().trials
+    assert shadow.state == TrialState.COMPLETE and shadow.value == GOOD[-1]
+    assert storage.shadow().direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_results_without_an_epoch_or_accuracy_are_ignored(storage: Storage) -> None:
+    scheduler = storage.scheduler("median")
+    trial = storage.new_trial()
+    assert scheduler.on_trial_result(None, trial, {"error": "RunError: diverged"}) == CONTINUE
+    assert scheduler.on_trial_result(None, FakeTrial({}), {"epoch": 1, "val_acc": 0.5}) == CONTINUE
+    assert SHADOW_ATTR not in storage.main_trial(0).user_attrs
+
+
+def run_peers(storage: Storage, scheduler: PruningScheduler, sizes: Sequence[float]) -> None:
+    for size in sizes:
+        assert feed(scheduler, storage.new_trial(size), GOOD) == [CONTINUE] * EPOCHS
+
+
+def test_a_weak_trial_is_stopped_and_the_decision_is_stored(storage: Storage) -> None:
+    scheduler = storage.scheduler({"name": "median", "n_startup_trials": 2, "n_warmup_steps": 2})
+    run_peers(storage, scheduler, [1.0, 1.0])
+    weak = storage.new_trial()
+    assert feed(scheduler, weak, WEAK) == [CONTINUE, STOP]  # epoch 1 is warm-up; judged from epoch 2
+    assert storage.main_trial(weak.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 2
+    shadow = storage.shadow_of(weak)
+    assert shadow.state == TrialState.PRUNED and shadow.last_step == 2
+
+
+def test_size_aware_stops_larger_and_worse_but_keeps_small_and_worse(storage: Storage) -> None:
+    scheduler = storage.scheduler({"name": "size_aware", "n_startup_trials": 2, "n_warmup_steps": 1, "min_peers": 2})
+    run_peers(storage, scheduler, [1.0, 2.0])
+    small, large = storage.new_trial(size=0.5), storage.new_trial(size=3.0)
+    assert feed(scheduler, small, WEAK) == [CONTINUE] * EPOCHS
+    assert feed(scheduler, large, WEAK) == [STOP]
+    assert PRUNED_ATTR not in storage.main_trial(small.config["optuna_trial"]).user_attrs
+    assert storage.main_trial(large.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 1
+
+
+def test_a_pruned_trial_stays_pruned_after_a_restart(storage: Storage) -> None:
+    pruner = {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 2}
+    before = storage.scheduler(pruner)
+    run_peers(storage, before, [1.0, 1.0])
+    weak, good = storage.new_trial(), storage.new_trial()
+    assert feed(before, weak, WEAK) == [CONTINUE, STOP]
+    assert feed(before, good, GOOD[:3]) == [CONTINUE] * 3
+    shadow_before = storage.shadow_of(weak)
+
+    assert pickle.loads(pickle.dumps(before))._studies is None  # Ray pickles it without connections
+    after = storage.scheduler(pruner)  # the restored driver's scheduler: remembers nothing
+    # The restored driver replays the weak trial from its last checkpoint, even with a strong score.
+    assert after.on_trial_result(None, weak, {"epoch": 2, "val_acc": 0.99}) == STOP
+    assert after.on_trial_result(None, weak, {"epoch": 3, "val_acc": 0.99}) == STOP
+    assert storage.main_trial(weak.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 2
+    shadow_after = storage.shadow_of(weak)
+    assert shadow_after.state == TrialState.PRUNED
+    assert shadow_after.intermediate_values == shadow_before.intermediate_values
+    # The unpruned trial carries on with its own shadow trial: no second one is asked.
+    assert feed(after, good, GOOD[3:], first_epoch=4) == [CONTINUE] * 3
+    assert len(storage.shadow().trials) == 4
+    assert storage.shadow_of(good).state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 3},
+        {"name": "percentile", "percentile": 25.0, "n_startup_trials": 1},
+        {"name": "successive_halving", "min_resource": 1, "reduction_factor": 3},
+        {"name": "hyperband", "min_resource": 1, "max_resource": EPOCHS, "reduction_factor": 2},
+        {"name": "wilcoxon", "p_threshold": 0.2},
+        {"name": "patient", "patience": 2, "wrapped": {"name": "median", "n_startup_trials": 2}},
+        {"name": "patient", "patience": 1, "min_delta": 0.01},
+        {"name": "size_aware", "n_startup_trials": 2, "min_peers": 2},
+    ],
+)
+def test_every_pruner_stops_a_weak_trial_through_the_shadow_study(storage: Storage, raw: dict[str, Any]) -> None:
+    """Each Optuna pruner works on the shadow study's trials (hyperband's bracket studies included)."""
+    scheduler = storage.scheduler(raw)
+    for _ in range(3):
+        assert feed(scheduler, storage.new_trial(1.0), GOOD) == [CONTINUE] * EPOCHS
+    weak = storage.new_trial(size=2.0)
+    decisions = feed(scheduler, weak, WEAK)
+    assert decisions[-1] == STOP
+    assert storage.main_trial(weak.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == len(decisions)
+
+
+# --- a real Ray Tune study ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ray_study_prunes_divergent_trials(tmp_path: Path, ray_session: Any) -> None:
+    from msup.search.study import launch
+    from msup.search.study_config import parse_study
+
+    budget = 8
+    config = parse_study(
+        {
+            "name": "diverge",
+            "train": {"optim": {"epochs": 5}, "runtime": {"device": "cpu", "num_workers": 0}},
+            "search_space": {
+                "parameters": {
+                    "coats": {"type": "int", "low": 1, "high": 2},
+                    "outer_density": {"type": "float", "low": 0.05, "high": 0.5, "log": True},
+                    "coat_keep": {"type": "float", "low": 0.3, "high": 0.7},
+                    "lr": {"type": "categorical", "choices": [0.1, 1000.0]},
+                }
+            },
+            "trials": budget,
+            "max_concurrent": 2,
+            "sampler": {"name": "tpe", "seed": 3, "n_startup_trials": 3},
+            "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 2},
+        },
+        base_dir=tmp_path,
+    )
+    outcome = launch(config, runs=tmp_path / "runs")
+    counts = outcome.counts
+    assert counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"] == budget
+    assert counts["PRUNED"] >= 1 and counts["COMPLETE"] >= 2
+
+    study = optuna.load_study(study_name="diverge", storage=open_storage(f"sqlite:///{outcome.folder / 'optuna.db'}"))
+    pruned = {t.number for t in study.trials if t.state == TrialState.PRUNED}
+    assert all(PRUNED_ATTR in study.trials[n].user_attrs for n in pruned)
+    assert any(study.trials[n].user_attrs["values"]["lr"] == 1000.0 for n in pruned)
+    table = pd.read_csv(outcome.folder / "trials.csv")
+    assert set(table.loc[table["state"] == "PRUNED", "trial"]) == pruned
+    assert (table.loc[table["state"] == "PRUNED", "epochs"] < 5).all()
+    front = {t.number for t in study.best_trials}
+    assert front and not front & pruned
+    reported = pd.read_csv(outcome.paths["front_csv"])
+    assert not set(reported["trial"]) & pruned and not math.isnan(reported["val_acc"].min())
