@@ -1,0 +1,211 @@
+"""Tiny real studies for the fault tests: study files, `msup` processes, and the recovery invariant.
+
+Every study runs as a separate `msup` process in its own session, so a test can
+SIGKILL the driver like a crash would, and then kill by process group exactly
+the Ray processes that driver left behind (never anybody else's).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+
+MSUP = str(Path(sys.executable).parent / "msup")
+SPACE = {
+    "parameters": {
+        "coats": {"type": "int", "low": 1, "high": 3},
+        "outer_density": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+        "coat_keep": {"type": "float", "low": 0.2, "high": 0.7},
+        "lr": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
+    }
+}
+
+
+def unique_name(prefix: str) -> str:
+    """A study name no other test run uses (databases are shared between runs)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def write_study(folder: Path, name: str, *, trials: int = 4, epochs: int = 2, space: dict | None = None, **extra: Any) -> Path:
+    data = {
+        "name": name,
+        "train": {"optim": {"epochs": epochs, "batch_size": 128}, "runtime": {"device": "cpu"}},
+        "search_space": space or SPACE,
+        "trials": trials,
+        "max_concurrent": 2,
+        "sampler": {"name": "tpe", "seed": 1},
+        "resources": {"cpu": 1},
+        **extra,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def msup_env(runs: Path) -> dict[str, str]:
+    return {**os.environ, "MSUP_RUNS": str(runs)}
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL what is left of the process group of ``pid`` (a driver and the Ray processes it started)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class Driver:
+    """A `msup` command running in the background, in a session of its own; its output goes to ``log``."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                [MSUP, *args], env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+            )
+        self.pid = self.process.pid
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        kill_group(self.pid)
+
+    def sigkill(self) -> None:
+        """Kill the driver alone, as a crash of its machine's Python process would."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def run_msup(args: Sequence[str], env: dict[str, str], timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `msup ARGS` to its end in a session of its own; whatever it leaves running is killed."""
+    process = subprocess.Popen(
+        [MSUP, *args], env=env, cwd=cwd, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        kill_group(process.pid)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, driver: Driver | None = None) -> float:
+    """Poll ``condition`` every 0.2 s; returns the seconds waited. Fails if ``driver`` ends first."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if condition():
+            return time.monotonic() - start
+        if driver is not None and driver.process.poll() is not None:
+            raise AssertionError(f"the driver ended (exit {driver.process.returncode}) before {what}:\n{driver.output()[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+def load_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials, or [] while the study does not exist yet."""
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+        return []
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        return []
+
+
+def count_states(storage: str, name: str) -> dict[str, int]:
+    states = [t.state.name for t in load_trials(storage, name)]
+    return {s: states.count(s) for s in ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")}
+
+
+def mid_training(storage: str, name: str, finished_at_least: int = 0) -> bool:
+    """True while a trial is between epochs and no trial is being sampled, after ``finished_at_least`` trials ended.
+
+    A driver killed while the searcher samples a trial leaves it half-written (a known
+    bug, see test_faults.py::test_trial_sampled_when_the_driver_died_is_not_lost); the
+    timed kills aim between epochs, where a crash most often lands on a real run.
+    """
+    trials = load_trials(storage, name)
+    running = [t for t in trials if t.state.name == "RUNNING"]
+    finished = sum(t.state.is_finished() for t in trials)
+    return (
+        finished >= finished_at_least
+        and any(t.user_attrs.get("curve") for t in running)
+        and all("ray_trial_id" in t.user_attrs for t in running)
+    )
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """How a study's budget came out after recovery: ``lost`` and ``duplicated`` must both be 0."""
+
+    budget: int
+    finished: int
+    lost: int
+    duplicated: int
+    table: pd.DataFrame
+
+
+def assert_consistent(folder: Path, name: str, budget: int, storage: str | None = None) -> Accounting:
+    """Every trial of the budget is COMPLETE, PRUNED or FAIL exactly once; trials.csv agrees row for row."""
+    trials = sorted(load_trials(storage or sqlite_url(folder), name), key=lambda t: t.number)
+    table = pd.read_csv(folder / "trials.csv", keep_default_na=False, na_values=[""])
+    numbers = [t.number for t in trials]
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
+    accounting = Accounting(
+        budget=budget,
+        finished=len(finished),
+        lost=budget - len({t.number for t in finished if t.number < budget}),
+        duplicated=max(0, len(trials) - budget) + (len(table) - table["trial"].nunique()),
+        table=table,
+    )
+    assert (accounting.lost, accounting.duplicated) == (0, 0), f"lost/duplicated trials: {accounting}"
+    assert numbers == list(range(budget)) == list(table["trial"])
+    assert list(table["state"]) == [t.state.name for t in trials]
+    assert table["ray_trial_id"].is_unique
+    assert list(table["ray_trial_id"]) == [t.user_attrs.get("ray_trial_id") for t in trials]
+    for trial, row in zip(trials, table.itertuples()):
+        assert _text(row.error) == trial.user_attrs.get("error", ""), f"trial {trial.number}: error differs"
+        if trial.state.name == "COMPLETE":
+            assert math.isclose(row.val_acc, trial.values[0]) and math.isclose(row.size_entropy_mib, trial.values[1])
+        else:
+            assert trial.values is None
+    return accounting
+
+
+def _text(value: Any) -> str:
+    return "" if isinstance(value, float) and math.isnan(value) else str(value)
+
+
+def record(case: str, **fields: Any) -> None:
+    """Append one fault case's figures to $MSUP_FAULTS_LOG (JSON lines), the source of BENCHMARKS-faults.md."""
+    path = os.environ.get("MSUP_FAULTS_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"case": case, **fields}) + "\n")

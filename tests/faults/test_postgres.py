@@ -1,0 +1,68 @@
+"""A study whose Optuna storage is a real PostgreSQL server: launch, crash of the driver, resume.
+
+`.ci/run` starts PostgreSQL on loopback and sets MSUP_TEST_POSTGRES; elsewhere
+these tests are skipped with the reason. The database is shared between test
+runs, so each run uses a study name of its own and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import optuna
+import pytest
+import yaml
+from faultkit import (
+    Driver, assert_consistent, count_states, mid_training, msup_env, record, run_msup, unique_name, wait_until, write_study,
+)
+
+from msup.errors import InputError
+from msup.search.pruning import shadow_study_name
+from msup.search.storage import open_storage
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+ENV_VAR = "MSUP_TEST_POSTGRES"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> str:
+    url = os.environ.get(ENV_VAR)
+    if not url:
+        pytest.skip(f"{ENV_VAR} is not set (a postgresql:// URL; .ci/run starts a local server and sets it)")
+    try:
+        optuna.get_all_study_names(open_storage(url))
+    except InputError as exc:
+        pytest.skip(f"the PostgreSQL server of {ENV_VAR} does not answer: {exc}")
+    return url
+
+
+def test_study_on_postgres_survives_a_killed_driver(tmp_path, postgres):
+    runs, name, budget = tmp_path / "runs", unique_name("pg"), 4
+    path = write_study(tmp_path, name, trials=budget, epochs=4)
+    env = msup_env(runs)
+    try:
+        with Driver(["study", "launch", str(path), "--storage", postgres], env, tmp_path / "launch.log") as driver:
+            wait_until(lambda: mid_training(postgres, name, finished_at_least=1), 240, "a finished trial and one mid-training", driver)
+            driver.sigkill()
+        before = count_states(postgres, name)
+        assert before["COMPLETE"] + before["PRUNED"] + before["FAIL"] < budget, before  # killed mid-study
+
+        start = time.monotonic()
+        resumed = run_msup(["study", "resume", name], env)
+        recovery_s = time.monotonic() - start
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+        folder = runs / name
+        assert yaml.safe_load((folder / "study.yaml").read_text())["storage"] == postgres
+        assert not (folder / "optuna.db").exists()  # every trial went to the server
+        accounting = assert_consistent(folder, name, budget, storage=postgres)
+
+        status = run_msup(["study", "status", name, "--format", "json"], env, timeout=120)
+        assert status.returncode == 0 and f'"study": "{name}"' in status.stdout, status.stderr
+        record("postgres: SIGKILL of the driver, then resume", faults=1, lost=accounting.lost,
+               duplicated=accounting.duplicated, recovery_s=round(recovery_s, 1), before=before)
+    finally:
+        storage = open_storage(postgres)
+        for study in set(optuna.get_all_study_names(storage)) & {name, shadow_study_name(name)}:
+            optuna.delete_study(study_name=study, storage=storage)
