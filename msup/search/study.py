@@ -27,7 +27,7 @@ import yaml
 from optuna.trial import TrialState
 
 from msup.errors import InputError, RunError
-from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study
+from msup.search.study_config import NAME_PATTERN, StudyConfig, load_study_config
 from msup.search.storage import default_storage_url, load_or_create, open_storage
 
 STUDY_FILE, LOCK_FILE, RAY_DIR, ARTIFACT_DIR = "study.yaml", "driver.lock", "ray", "artifacts"
@@ -53,8 +53,8 @@ def find_study_dir(name_or_dir: str, runs: str | Path | None = None) -> Path:
 
 
 def load_study_folder(folder: Path) -> StudyConfig:
-    raw = yaml.safe_load((folder / STUDY_FILE).read_text(encoding="utf-8"))
-    return parse_study(raw, base_dir=folder, source=str(folder / STUDY_FILE))
+    """The resolved study a folder was launched with (validated again: the file may have been edited)."""
+    return load_study_config(folder / STUDY_FILE)
 
 
 @contextmanager
@@ -105,7 +105,7 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
     folder.mkdir(parents=True, exist_ok=True)
     with driver_lock(folder):
         resolved = {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address}
-        (folder / STUDY_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        _write_study_file(folder, resolved)
         study = _open_study(config, storage_url)
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("pruner", config.pruner.raw)
@@ -130,8 +130,7 @@ def resume(folder: Path, num_samples: int | None = None, address: str | None = N
         if remaining > 0:
             _run(config, folder, storage_url, address, remaining, restore=None)
         if num_samples is not None and num_samples != config.trials:
-            resolved = yaml.safe_load((folder / STUDY_FILE).read_text(encoding="utf-8"))
-            (folder / STUDY_FILE).write_text(yaml.safe_dump({**resolved, "trials": num_samples}, sort_keys=False), encoding="utf-8")
+            _write_study_file(folder, {**config.to_dict(), "trials": num_samples})
         return _finish(config, folder, storage_url)
 
 
@@ -159,6 +158,12 @@ def status(folder: Path) -> dict[str, Any]:
 
 
 # --- internals ---------------------------------------------------------------------------
+
+
+def _write_study_file(folder: Path, resolved: dict[str, Any]) -> None:
+    partial = folder / f"{STUDY_FILE}.partial"
+    partial.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+    partial.replace(folder / STUDY_FILE)
 
 
 def _open_study(config: StudyConfig, storage_url: str) -> optuna.Study:
