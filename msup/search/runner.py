@@ -41,7 +41,7 @@ def connect(address: str | None) -> None:
 
 def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str, address: str | None, num_samples: int) -> None:
     connect(address)
-    searcher = StudySearcher(config, storage_url, str((folder / "artifacts").resolve()), label)
+    searcher = StudySearcher(config, storage_url, str(folder.resolve()))
     tuner = tune.Tuner(
         tune.with_resources(run_trial, {"cpu": config.cpu, "gpu": config.gpu}),
         tune_config=tune.TuneConfig(

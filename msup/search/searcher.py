@@ -9,13 +9,16 @@ can be rebuilt from it.
 Recovery rule: a RUNNING Optuna trial that no Ray trial of this run owns is an
 *orphan* (its driver died between ask and Ray's next experiment checkpoint).
 Ray asks for a replacement trial in that case, and the searcher hands it the
-orphan's parameters instead of asking Optuna anew: nothing lost, nothing twice.
+orphan's parameters, and its newest checkpoint from an earlier Ray run of the
+study if there is one, instead of asking Optuna anew: nothing lost, nothing
+twice. The same path rebuilds a study whose Ray experiment state is damaged.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,9 +29,10 @@ from ray.tune.search import Searcher
 from msup.errors import InputError
 from msup.search.pruning import PRUNED_ATTR, SHADOW_ATTR
 from msup.search.sizing import SizeCache
-from msup.search.storage import load_or_create, open_storage
+from msup.search.storage import count_trials, load_or_create, open_storage
 from msup.search.study_config import StudyConfig
 
+CHECKPOINT_FILE = "checkpoint.pt"  # inside each Ray checkpoint folder
 VALUES_ATTR = "values"  # sampled parameters incl. derived sparsities
 # Accuracy per epoch, {"1": 0.41, ...}. Not Optuna intermediate values: multi-objective TPE
 # crashes on a PRUNED trial that has them (it asks the study for its single direction).
@@ -44,12 +48,11 @@ RESULT_KEYS = (
 class StudySearcher(Searcher):
     """Suggests trial configs from an Optuna study and reports outcomes back to it."""
 
-    def __init__(self, config: StudyConfig, storage_url: str, artifact_dir: str, run_label: str) -> None:
+    def __init__(self, config: StudyConfig, storage_url: str, folder: str) -> None:
         super().__init__()  # objectives live in the Optuna study; Ray checks no metric names
         self._config = config
         self._storage_url = storage_url
-        self._artifact_dir = artifact_dir
-        self._run_label = run_label
+        self._folder = folder  # the study folder: artifacts/ and the checkpoints of earlier Ray runs
         self._owned: dict[str, int] = {}  # Ray trial id -> Optuna trial number
         self._study: optuna.Study | None = None
         self._sizes = SizeCache()
@@ -60,17 +63,19 @@ class StudySearcher(Searcher):
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
+            storage = open_storage(self._storage_url)
             self._study = load_or_create(
-                open_storage(self._storage_url), self._config.name,
-                [self._config.accuracy, self._config.size], self._config.build_sampler(),
+                storage, self._config.name, [self._config.accuracy, self._config.size],
+                self._config.build_sampler(trials_so_far=count_trials(storage, self._config.name)),
             )
         return self._study
 
     # --- Ray Tune's Searcher interface ---------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        orphan = self._take_orphan()
+        orphan, resume_from = self._take_orphan(), None
         if orphan is not None:
+            resume_from = latest_checkpoint(Path(self._folder), orphan.number)
             number, values = orphan.number, orphan.user_attrs[VALUES_ATTR]
             sizes = {k: orphan.user_attrs[k] for k in ("size_paper_mib", "size_entropy_mib", "dense_mib")}
             train = self._config.train_config(values)
@@ -95,7 +100,8 @@ class StudySearcher(Searcher):
             "sizes": sizes,
             "epochs": train.optim.epochs,
             "cpus": self._config.cpu,
-            "artifact_path": f"{self._artifact_dir}/{number:05d}.msup",
+            "artifact_path": str(Path(self._folder) / "artifacts" / f"{number:05d}.msup"),
+            "resume_from": resume_from,
         }
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -167,6 +173,13 @@ class StudySearcher(Searcher):
 
     def _set_attr(self, number: int, key: str, value: Any) -> None:
         self.study._storage.set_trial_user_attr(self._trial_id(number), key, value)
+
+
+def latest_checkpoint(folder: Path, number: int) -> str | None:
+    """The newest epoch checkpoint any earlier Ray run of the study saved for Optuna trial ``number``."""
+    found = folder.glob(f"ray/run-*/trial-{number:05d}-*/checkpoint_*/{CHECKPOINT_FILE}")
+    newest = max(found, key=lambda p: (int(p.parent.name.split("_")[-1]), p.stat().st_mtime), default=None)
+    return None if newest is None else str(newest)
 
 
 def finish_shadow(study: optuna.Study, frozen: FrozenTrial, state: TrialState) -> None:

@@ -50,3 +50,12 @@ def load_or_create(storage: BaseStorage, name: str, metric_names: list[str], sam
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
     return study
+
+
+def count_trials(storage: BaseStorage, name: str) -> int:
+    """Trials the study ``name`` already holds (0 if it does not exist yet)."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))

@@ -197,7 +197,13 @@ def _run(config: StudyConfig, folder: Path, storage_url: str, address: str | Non
 
     if restore is not None:
         start = time.time()
-        restore_tuner(config, restore, storage_url, address)
+        try:
+            restore_tuner(config, restore, storage_url, address)
+        except Exception as exc:  # Ray raises many kinds for a damaged experiment; the Optuna storage still holds
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            print(f"msup: cannot restore Ray experiment {restore.name} ({reason}); "
+                  "continuing from the Optuna storage and the trials' last checkpoints")
+            return
         print(f"msup: restored {restore.name} ({time.time() - start:.0f} s)")
     else:
         start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples)

@@ -87,12 +87,18 @@ class StudyConfig:
         """The training config of one trial: the base config with sampled values applied."""
         return TrainConfig.from_dict(_merge(self.train, train_overrides(values)))
 
-    def build_sampler(self) -> optuna.samplers.BaseSampler:
-        return build_sampler(self.sampler)
+    def build_sampler(self, trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
+        return build_sampler(self.sampler, trials_so_far)
 
 
-def build_sampler(spec: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+def build_sampler(spec: Mapping[str, Any], trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler. A seeded sampler of a study that already has trials is
+    seeded ``seed + trials_so_far``: a resumed driver must not replay the random
+    start-up draws of the first one (that would sample the same trials again),
+    yet the study stays reproducible from its history."""
     options = {k: v for k, v in spec.items() if k != "name"}
+    if isinstance(options.get("seed"), int):
+        options["seed"] += trials_so_far
     classes = {
         "tpe": optuna.samplers.TPESampler,
         "nsga2": optuna.samplers.NSGAIISampler,
@@ -184,7 +190,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
         errors += [f"train.{line}" for line in _problem_lines(exc)]
         train_ok = False
     if errors:
-        raise InputError(f"{source}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
+        raise _problems(source, errors)
     assert space is not None and isinstance(name, str)
     config = StudyConfig(
         name=name, train=dict(train), space=space, space_raw=dict(space_raw), accuracy=accuracy, size=size,
@@ -219,7 +225,7 @@ def _check_space_against_training(config: StudyConfig, source: str) -> None:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if problems:
         lines = [f"search_space can produce an invalid training config: {line} (e.g. with {_brief(v)})" for line, v in problems.values()]
-        raise InputError(f"{source}: {len(lines)} problem(s):\n  " + "\n  ".join(lines))
+        raise _problems(source, lines)
 
 
 def _corners(space: SearchSpace) -> list[dict[str, Any]]:
@@ -232,6 +238,13 @@ def _corners(space: SearchSpace) -> list[dict[str, Any]]:
             corner.update({f"coat_keep_{i}": keep for i in range(2, space.max_coats + 1)})
         corners.append(corner)
     return corners
+
+
+def _problems(source: str, lines: list[str]) -> InputError:
+    """One problem on one line; several as a count, then one indented line each."""
+    if len(lines) == 1:
+        return InputError(f"{source}: {lines[0]}")
+    return InputError(f"{source}: {len(lines)} problem(s):\n  " + "\n  ".join(lines))
 
 
 def _problem_lines(exc: InputError) -> list[str]:

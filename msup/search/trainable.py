@@ -15,15 +15,13 @@ from ray.tune import Callback
 from msup.artifact import save_model
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError
-from msup.search.searcher import ERROR_ATTR, record_failure
+from msup.search.searcher import CHECKPOINT_FILE, ERROR_ATTR, record_failure
 from msup.search.storage import open_storage
 from msup.train import Trainer
 
-CHECKPOINT_FILE = "checkpoint.pt"
-
 
 def run_trial(config: dict[str, Any]) -> None:
-    """Function trainable: resumes from Ray's last checkpoint if there is one.
+    """Function trainable: resumes from Ray's last checkpoint, or from ``resume_from``, if there is one.
 
     A failure of the training itself (diverged loss, bad config, missing data)
     is reported as the trial's last result under ``error`` instead of raised,
@@ -38,6 +36,8 @@ def run_trial(config: dict[str, Any]) -> None:
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 trainer.load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+        elif config.get("resume_from"):  # a trial recovered from an earlier Ray run of the study
+            trainer.load_checkpoint(config["resume_from"])
         epochs, reported = trainer.config.optim.epochs, False
         for metrics in trainer.epochs():
             report = {**metrics, **config["sizes"], "node_id": node}

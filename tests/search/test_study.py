@@ -126,6 +126,7 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
     resumed = subprocess.run([MSUP, "study", "resume", name], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     table = assert_consistent(runs / name, name, budget)
+    assert not table[["outer_density", "lr"]].duplicated().any()  # the resumed sampler draws afresh
     for number, state in before.items():  # finished trials kept as they were
         if state.is_finished():
             assert table.loc[table["trial"] == number, "state"].item() == state.name
