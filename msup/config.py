@@ -307,8 +307,33 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     return result
 
 
+# Aliases let a tiny document stand for an enormous tree ("billion laughs"); msup's files
+# are small, so a document that expands past this many nodes is refused before use.
+MAX_YAML_NODES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads exponent floats without a dot (``1e-4``) as numbers."""
+    """SafeLoader that reads ``1e-4`` as a number and refuses documents whose aliases explode."""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        if _expanded_nodes(node, {}) > MAX_YAML_NODES:
+            raise InputError(f"not valid YAML: its anchors and aliases expand to more than {MAX_YAML_NODES:,} values")
+        return node
+
+
+def _expanded_nodes(node: yaml.Node, counted: dict[int, int]) -> int:
+    """Nodes in ``node`` with every alias expanded; each shared node is visited once (a cycle counts as too many)."""
+    if id(node) in counted:
+        return counted[id(node)]
+    counted[id(node)] = MAX_YAML_NODES + 1  # seen again before it is finished: the document refers to itself
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    counted[id(node)] = 1 + sum(_expanded_nodes(child, counted) for child in children)
+    return counted[id(node)]
 
 
 _Loader.add_implicit_resolver(
@@ -319,19 +344,28 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
+    """Plain data from YAML text; `InputError` (one line, with the place) for anything else."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise InputError(f"not valid YAML: {exc.problem or exc.context}{where}") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}") from None
+        raise InputError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise InputError("not valid YAML: nested too deeply") from None
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:
     """Read a YAML training config, apply ``--set`` style overrides, validate everything once."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a YAML text file ({exc.reason} at byte {exc.start})") from None
     try:
         raw = parse_yaml(text) or {}
     except InputError as exc:

@@ -183,9 +183,9 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
             space = parse_space(space_raw)
         except InputError as exc:
             errors += str(exc).splitlines()
-    train_ok = True
+    train_ok = train is not None  # an unreadable train file is reported above, once
     try:
-        TrainConfig.from_dict(train)
+        TrainConfig.from_dict(train) if train_ok else None
     except InputError as exc:
         errors += [f"train.{line}" for line in _problem_lines(exc)]
         train_ok = False
