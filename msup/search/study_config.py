@@ -39,7 +39,7 @@ from msup.search.space import SearchSpace, parse_space, train_overrides
 ACCURACY_OBJECTIVES = ("val_acc", "best_val_acc")
 SIZE_OBJECTIVES = ("size_entropy_mib", "size_paper_mib", "size_artifact_bytes")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 _KEYS = {
     "name", "description", "train", "search_space", "objectives", "trials", "max_concurrent",
     "sampler", "pruner", "resources", "storage", "ray_address",
