@@ -175,7 +175,7 @@ class TrainConfig:
         config = cls(**sections)
         problems += _cross_checks(config, invalid)
         if problems:
-            raise InputError("invalid training config:\n  " + "\n  ".join(problems))
+            raise InputError(problems[0] if len(problems) == 1 else "invalid training config:\n  " + "\n  ".join(problems))
         return config
 
     def to_dict(self) -> dict[str, Any]:

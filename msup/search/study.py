@@ -102,6 +102,8 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
     if (folder / STUDY_FILE).exists():
         raise InputError(f"study {config.name!r} already exists in {folder}; continue it with `msup study resume {config.name}`")
     storage_url = config.storage or default_storage_url(folder)
+    if config.storage:  # a bad URL or path must fail before anything is written
+        open_storage(storage_url)
     folder.mkdir(parents=True, exist_ok=True)
     with driver_lock(folder):
         resolved = {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address}
