@@ -10,19 +10,23 @@ Optuna as COMPLETE. msup closes the gap:
 - A stop decision is written to the storage first (``pruned_at_epoch`` on the
   main trial), so it survives a driver crash; the searcher then tells the main
   study PRUNED, never COMPLETE.
-- `SizeAwarePruner` judges a trial only against trials no larger than itself,
-  because a small trial with lower accuracy may still belong to the front.
+- `SizeAwarePruner` judges a trial by what it would add to the Pareto front
+  of the completed trials at the same epoch, so a small trial with lower
+  accuracy is not stopped for being less accurate than larger ones.
 
 Pruner settings in a study file: ``{name: median, n_startup_trials: 5,
 n_warmup_steps: 2}``; names: none, median, percentile, successive_halving,
-hyperband, wilcoxon, patient (``wrapped: {...}`` plus ``patience``), size_aware.
+hyperband, wilcoxon, patient (``wrapped: {...}`` or a name, plus ``patience``),
+size_aware. Steps are epochs, counted from 1: ``n_warmup_steps: 3`` judges a
+trial first after its third epoch (Optuna counts from 0, so there it would be
+the fourth step).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,26 +42,38 @@ SHADOW_ATTR = "shadow_trial_id"  # user attribute of a main trial: its shadow tr
 
 
 class SizeAwarePruner(BasePruner):
-    """Prune a trial that is beaten, at the same epoch, by most trials no larger than itself.
+    """Prune a trial whose (size, accuracy) at this epoch is no use to the front finished trials had then.
 
-    At each epoch past the warm-up, the peers are the completed trials whose size
-    is at most this trial's size. With at least ``min_peers`` of them, the trial
-    is pruned when its accuracy is below the ``percentile``-th percentile of the
-    peers' accuracies at that epoch: then it is larger and worse than most of what
-    is already known. Smaller trials are never compared with larger ones.
+    From epoch ``n_warmup_steps`` on, once ``n_startup_trials`` trials completed,
+    the trial's accuracy is compared with the completed trials' accuracies at the
+    same epoch. It is pruned when
+
+    - it is beaten: at least ``min_peers`` of them are no larger than it and its
+      accuracy is below the ``percentile``-th percentile of theirs; or
+    - it adds less than ``min_gain`` (when > 0) to their front: the area, in
+      accuracy x decades of size (`front_gain`), that the trial would add. A
+      trial some no-larger trial beats adds nothing; a smaller, less accurate one
+      adds the strip to the left of the others, and is kept if that is enough.
+
+    Smaller trials are never judged against larger ones' accuracy alone, because
+    a small trial with lower accuracy may still belong to the front.
     """
 
     def __init__(
-        self, percentile: float = 50.0, n_startup_trials: int = 5, n_warmup_steps: int = 1, min_peers: int = 3
+        self, percentile: float = 50.0, n_startup_trials: int = 5, n_warmup_steps: int = 1, min_peers: int = 3,
+        min_gain: float = 0.0,
     ) -> None:
         if not 0.0 <= percentile <= 100.0:
             raise ValueError(f"percentile={percentile} must lie in [0, 100]")
         if n_startup_trials < 0 or n_warmup_steps < 0 or min_peers < 1:
             raise ValueError("n_startup_trials and n_warmup_steps must be >= 0, min_peers >= 1")
+        if not 0.0 <= min_gain < math.inf:
+            raise ValueError(f"min_gain={min_gain} must be a finite number >= 0")
         self._percentile = percentile
         self._n_startup_trials = n_startup_trials
         self._n_warmup_steps = n_warmup_steps
         self._min_peers = min_peers
+        self._min_gain = min_gain
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
@@ -67,15 +83,33 @@ class SizeAwarePruner(BasePruner):
         if len(completed) < self._n_startup_trials:
             return False
         size = trial.user_attrs.get(SIZE_ATTR, math.inf)
-        peers = [
-            t.intermediate_values[step]
-            for t in completed
-            if step in t.intermediate_values and t.user_attrs.get(SIZE_ATTR, math.inf) <= size
-        ]
-        if len(peers) < self._min_peers:
-            return False
         accuracy = trial.intermediate_values[step]
-        return bool(accuracy < np.percentile(peers, self._percentile))
+        front = [
+            (t.user_attrs[SIZE_ATTR], t.intermediate_values[step])
+            for t in completed
+            if step in t.intermediate_values and SIZE_ATTR in t.user_attrs
+        ]
+        peers = [peer_accuracy for peer_size, peer_accuracy in front if peer_size <= size]
+        if len(peers) >= self._min_peers and accuracy < np.percentile(peers, self._percentile):
+            return True
+        return self._min_gain > 0 and 0 < size < math.inf and front_gain(accuracy, size, front) < self._min_gain
+
+
+def front_gain(accuracy: float, size: float, front: Sequence[tuple[float, float]]) -> float:
+    """Area (accuracy x decades of size) the point adds to what the (size, accuracy) points of ``front`` dominate.
+
+    Measured up to the largest size in ``front``, against accuracy 0 (as
+    `analysis.pareto.hypervolume`). A point more accurate than all of ``front``
+    raises the front's top and counts as infinite; a dominated point adds 0.
+    """
+    if not front or accuracy > max(a for _, a in front):
+        return math.inf
+    edges = sorted({size, *(s for s, _ in front if s > size)})
+    gain = 0.0
+    for left, right in zip(edges, edges[1:]):
+        best = max((a for s, a in front if s <= left), default=0.0)
+        gain += max(0.0, accuracy - best) * math.log10(right / left)
+    return gain
 
 
 def _build(name: str, options: dict[str, Any]) -> BasePruner | None:

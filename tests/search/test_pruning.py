@@ -19,6 +19,8 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from ray.tune.schedulers import TrialScheduler
 
+from analysis.pareto import hypervolume
+
 from msup.search.pruning import (
     PRUNED_ATTR,
     PRUNERS,
@@ -26,6 +28,7 @@ from msup.search.pruning import (
     SIZE_ATTR,
     PruningScheduler,
     SizeAwarePruner,
+    front_gain,
     parse_pruner,
     shadow_study_name,
 )
@@ -94,8 +97,46 @@ def test_percentile_sets_how_many_peers_must_beat_the_trial() -> None:
     assert not SizeAwarePruner(percentile=0, n_startup_trials=0, min_peers=1).prune(study, middle)
 
 
+FRONT = [(1.0, 0.9), (10.0, 0.95)]  # (size, accuracy)
+
+
 @pytest.mark.parametrize(
-    "options", [{"percentile": 101}, {"percentile": -1}, {"n_startup_trials": -1}, {"n_warmup_steps": -1}, {"min_peers": 0}]
+    ("point", "gain"),
+    [
+        ((0.1, 0.5), 0.5),  # a decade left of everything, at accuracy 0.5
+        ((3.0, 0.93), 0.03 * math.log10(10 / 3)),
+        ((3.0, 0.9), 0.0),  # dominated by (1.0, 0.9)
+        ((20.0, 0.94), 0.0),  # larger and worse than (10.0, 0.95)
+        ((20.0, 0.99), math.inf),  # raises the top of the front
+    ],
+)
+def test_front_gain(point: tuple[float, float], gain: float) -> None:
+    size, accuracy = point
+    assert front_gain(accuracy, size, FRONT) == pytest.approx(gain)
+    if math.isfinite(gain):  # the same area as analysis' hypervolume, up to the largest size of the front
+        reference = (0.0, max(s for s, _ in FRONT))
+        before = hypervolume([a for _, a in FRONT], [s for s, _ in FRONT], reference)
+        after = hypervolume([a for _, a in FRONT] + [accuracy], [s for s, _ in FRONT] + [size], reference)
+        assert after - before == pytest.approx(gain)
+    assert front_gain(accuracy, size, []) == math.inf
+
+
+def test_min_gain_prunes_what_adds_too_little_and_keeps_a_small_useful_trial() -> None:
+    study = shadow_with(*(completed(size, (0.3, accuracy)) for size, accuracy in FRONT))
+    pruner = SizeAwarePruner(n_startup_trials=2, n_warmup_steps=1, min_peers=5, min_gain=0.02)
+    assert not pruner.prune(study, running(0.1, (0.2, 0.5)))  # smaller and less accurate: gains 0.5
+    assert pruner.prune(study, running(3.0, (0.2, 0.93)))  # gains 0.016
+    assert pruner.prune(study, running(20.0, (0.2, 0.94)))  # larger and worse, too few peers for the percentile
+    assert not pruner.prune(study, running(3.0, (0.2, 0.96)))  # the most accurate so far
+    assert not SizeAwarePruner(n_startup_trials=2, min_peers=5).prune(study, running(3.0, (0.2, 0.93)))  # off by default
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"percentile": 101}, {"percentile": -1}, {"n_startup_trials": -1}, {"n_warmup_steps": -1}, {"min_peers": 0},
+        {"min_gain": -0.1}, {"min_gain": math.inf},
+    ],
 )
 def test_size_aware_rejects_bad_settings(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -117,6 +158,7 @@ DOCUMENTED = [
     ({"name": "patient", "patience": 1, "wrapped": "median"}, optuna.pruners.PatientPruner),
     ({"name": "patient", "patience": 1, "min_delta": 0.01}, optuna.pruners.PatientPruner),
     ({"name": "size_aware", "percentile": 60, "n_startup_trials": 2, "n_warmup_steps": 1, "min_peers": 2}, SizeAwarePruner),
+    ({"name": "size_aware", "n_startup_trials": 3, "n_warmup_steps": 3, "min_gain": 0.004}, SizeAwarePruner),
 ]
 
 
@@ -306,13 +348,14 @@ def test_a_pruned_trial_stays_pruned_after_a_restart(storage: Storage) -> None:
         {"name": "patient", "patience": 2, "wrapped": {"name": "median", "n_startup_trials": 2}},
         {"name": "patient", "patience": 1, "min_delta": 0.01},
         {"name": "size_aware", "n_startup_trials": 2, "min_peers": 2},
+        {"name": "size_aware", "n_startup_trials": 2, "min_peers": 9, "min_gain": 0.01},
     ],
 )
 def test_every_pruner_stops_a_weak_trial_through_the_shadow_study(storage: Storage, raw: dict[str, Any]) -> None:
     """Each Optuna pruner works on the shadow study's trials (hyperband's bracket studies included)."""
     scheduler = storage.scheduler(raw)
-    for _ in range(3):
-        assert feed(scheduler, storage.new_trial(1.0), GOOD) == [CONTINUE] * EPOCHS
+    for size in (1.0, 0.5, 0.25):  # each smaller than the last: none adds nothing to the front
+        assert feed(scheduler, storage.new_trial(size), GOOD) == [CONTINUE] * EPOCHS
     weak = storage.new_trial(size=2.0)
     decisions = feed(scheduler, weak, WEAK)
     assert decisions[-1] == STOP

@@ -1,0 +1,302 @@
+"""What early stopping buys, and what it costs, on the embedded digits study.
+
+Four ways to run the same budget of trials (same search space, same TPE
+sampler settings, same seeds):
+
+- ``none``: msup, every trial trains every epoch (the reference);
+- ``asha``: Ray's stock ``ASHAScheduler`` behind stock ``OptunaSearch``
+  (metric [accuracy, size], mode [max, min]); a trial ASHA stops reaches Optuna
+  as COMPLETE with its half-trained accuracy;
+- ``median``: msup with Optuna's median pruner (the study's warm-up and
+  start-up settings), stopped trials told PRUNED;
+- ``size_aware``: msup with the study file's pruner (`SizeAwarePruner`).
+
+For each run: trial-epochs trained, wall time, the hypervolume of the front the
+Optuna study reports (its COMPLETE trials), how many of that front's points
+were stopped early, and the hypervolume of that same front once every point is
+trained for the full budget (under-trained points are retrained without Ray;
+fully trained points keep their value). Hypervolume is `analysis.pareto`'s:
+accuracy x decades of size, reference (accuracy 0, the network's dense fp32
+size), so every run of every arm is measured against the same box.
+
+    python benchmarks/search_efficiency.py [--trials 40] [--epochs 20] [--seeds 0 1 2]
+        [--arms none asha median size_aware] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from ray.tune import Callback
+
+from analysis.pareto import hypervolume
+from msup.search.pruning import PrunerSpec, parse_pruner
+from msup.search.searcher import CURVE_ATTR, VALUES_ATTR
+from msup.search.sizing import SizeCache
+from msup.search.storage import default_storage_url, open_storage
+from msup.search.study_config import StudyConfig, build_sampler, load_study_config
+from msup.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = ("none", "asha", "median", "size_aware")
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """A point of a reported front: the trial's sampled values and what the study was told."""
+
+    values: dict[str, Any]
+    accuracy: float
+    size: float
+    epochs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    arm: str
+    seed: int
+    trial_epochs: int
+    wall_s: float
+    front: tuple[Point, ...]
+    full_accuracies: tuple[float, ...]  # the front's accuracies after training to the full budget
+
+
+# --- the four arms ---------------------------------------------------------------------------
+
+
+def arm_config(base: StudyConfig, arm: str, seed: int, trials: int, epochs: int) -> StudyConfig:
+    """The study file with this run's name, budget, epochs, sampler seed and pruner."""
+    study_pruner = base.pruner.raw
+    pruners = {
+        "none": {"name": "none"},
+        "asha": {"name": "none"},  # ASHA replaces msup's scheduler in that arm
+        "median": {"name": "median", **{k: study_pruner[k] for k in ("n_startup_trials", "n_warmup_steps") if k in study_pruner}},
+        "size_aware": study_pruner,
+    }
+    errors: list[str] = []
+    pruner: PrunerSpec = parse_pruner(pruners[arm], "pruner", errors)
+    if errors:
+        raise SystemExit(f"{arm}: {errors}")
+    train_dict = {**base.train, "optim": {**base.train.get("optim", {}), "epochs": epochs}}
+    return dataclasses.replace(
+        base, name=f"bench-{arm}-s{seed}", trials=trials, train=train_dict,
+        sampler={**base.sampler, "seed": seed}, pruner=pruner,
+    )
+
+
+def run_msup(config: StudyConfig, folder: Path) -> tuple[list[Point], int, float]:
+    """A normal msup study; returns its reported front, trial-epochs and wall time."""
+    from msup.search.study import launch
+
+    start = time.perf_counter()
+    with open(folder / f"{config.name}.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        launch(config, runs=folder)
+    wall = time.perf_counter() - start
+    study = optuna.load_study(study_name=config.name, storage=open_storage(default_storage_url(folder / config.name)))
+    trained = {t.number: max(map(int, t.user_attrs.get(CURVE_ATTR, {"0": 0}))) for t in study.trials}
+    front = [Point(t.user_attrs[VALUES_ATTR], t.values[0], t.values[1], trained[t.number]) for t in study.best_trials]
+    return front, sum(trained.values()), wall
+
+
+class DefineByRun:
+    """OptunaSearch's define-by-run space: msup's sampling, plus the config msup's trainable reads."""
+
+    def __init__(self, config: StudyConfig, artifacts: Path) -> None:
+        self._config = config
+        self._artifacts = artifacts
+        self._sizes = SizeCache()
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        values = self._config.space.sample(trial)
+        train_config = self._config.train_config(values)
+        return {
+            "optuna_trial": trial.number,
+            "train": train_config.to_dict(),
+            "sizes": self._sizes.sizes(train_config),
+            "cpus": self._config.cpu,
+            "artifact_path": str(self._artifacts / f"{trial.number:05d}.msup"),
+        }
+
+
+def run_asha(config: StudyConfig, folder: Path) -> tuple[list[Point], int, float]:
+    """Stock Ray: OptunaSearch (multi-objective) + ASHAScheduler, msup's trainable."""
+    from optuna.storages import RDBStorage
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from msup.search.trainable import run_trial
+
+    epochs = int(config.train["optim"]["epochs"])
+    storage_url = f"sqlite:///{folder / config.name}.db"
+    searcher = OptunaSearch(
+        space=DefineByRun(config, folder / config.name / "artifacts"),
+        metric=[config.accuracy, config.size], mode=["max", "min"],
+        sampler=build_sampler(config.sampler), study_name=config.name, storage=RDBStorage(storage_url),
+    )
+    trained = EpochCounter()
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, {"cpu": config.cpu}),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=ASHAScheduler(time_attr="epoch", metric=config.accuracy, mode="max", max_t=epochs),
+            num_samples=config.trials,
+            max_concurrent_trials=config.max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=config.name, storage_path=str(folder / config.name), callbacks=[trained], verbose=0,
+        ),
+    )
+    start = time.perf_counter()
+    tuner.fit()
+    wall = time.perf_counter() - start
+    study = optuna.load_study(study_name=config.name, storage=storage_url)
+    front = [
+        Point(dict(t.params), t.values[0], t.values[1], trained.epochs.get(t.number, 0)) for t in study.best_trials
+    ]
+    return front, sum(trained.epochs.values()), wall
+
+
+class EpochCounter(Callback):
+    """The last epoch each trial reported, by Optuna trial number."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[int, int] = {}
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if "epoch" in result:
+            number = trial.config["optuna_trial"]
+            self.epochs[number] = max(self.epochs.get(number, 0), int(result["epoch"]))
+
+
+RUNNERS: dict[str, Callable[[StudyConfig, Path], tuple[list[Point], int, float]]] = {
+    "none": run_msup, "asha": run_asha, "median": run_msup, "size_aware": run_msup,
+}
+
+
+# --- measurement -----------------------------------------------------------------------------
+
+
+def full_budget_accuracies(config: StudyConfig, front: Sequence[Point], epochs: int) -> tuple[float, ...]:
+    """The front's accuracies once every point trained all epochs: under-trained points are retrained."""
+    return tuple(
+        point.accuracy if point.epochs >= epochs else train(config.train_config(point.values)).final_val_acc
+        for point in front
+    )
+
+
+def run_one(base: StudyConfig, arm: str, seed: int, trials: int, epochs: int, folder: Path) -> Outcome:
+    config = arm_config(base, arm, seed, trials, epochs)
+    front, trial_epochs, wall = RUNNERS[arm](config, folder)
+    full = full_budget_accuracies(config, front, epochs)
+    return Outcome(arm, seed, trial_epochs, wall, tuple(front), full)
+
+
+def front_hypervolume(accuracies: Sequence[float], front: Sequence[Point], reference: tuple[float, float]) -> float:
+    return hypervolume(list(accuracies), [p.size for p in front], reference)
+
+
+def summary(outcomes: Sequence[Outcome], reference: tuple[float, float], epochs: int) -> dict[str, dict[str, list[float]]]:
+    """Per arm, per quantity: one value per seed (ratios are to the ``none`` run of the same seed)."""
+    by_seed = {(o.arm, o.seed): o for o in outcomes}
+    table: dict[str, dict[str, list[float]]] = {}
+    for o in outcomes:
+        reported = front_hypervolume([p.accuracy for p in o.front], o.front, reference)
+        full = front_hypervolume(o.full_accuracies, o.front, reference)
+        row = {
+            "trial-epochs": o.trial_epochs,
+            "wall s": o.wall_s,
+            "front points": len(o.front),
+            "under-trained on front": sum(p.epochs < epochs for p in o.front),
+            "HV reported": reported,
+            "HV after full training": full,
+        }
+        base = by_seed.get(("none", o.seed))
+        if base is not None:
+            base_hv = front_hypervolume([p.accuracy for p in base.front], base.front, reference)
+            row["trial-epochs % of none"] = 100 * o.trial_epochs / base.trial_epochs
+            row["HV reported % of none"] = 100 * reported / base_hv
+            row["HV full % of none"] = 100 * full / base_hv
+        for key, value in row.items():
+            table.setdefault(o.arm, {}).setdefault(key, []).append(float(value))
+    return table
+
+
+# Column and its number format.
+COLUMNS = {
+    "trial-epochs": ".0f", "trial-epochs % of none": ".0f", "wall s": ".0f", "front points": ".1f",
+    "under-trained on front": ".1f", "HV reported": ".3f", "HV reported % of none": ".1f",
+    "HV after full training": ".3f", "HV full % of none": ".1f",
+}
+
+
+def markdown(table: dict[str, dict[str, list[float]]]) -> str:
+    lines = ["| arm | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for arm, row in table.items():
+        cells = [_mean_spread(row.get(column, []), spec) for column, spec in COLUMNS.items()]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_spread(values: Sequence[float], spec: str) -> str:
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):{spec}} ± {spread:{spec}}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--study", type=Path, default=ROOT / "studies" / "digits.yaml")
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--keep", type=Path, help="keep the study folders here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+
+    from msup.search.runner import connect
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)  # retraining runs beside nothing else, like one trial on one CPU
+    base = load_study_config(args.study)
+    reference = (0.0, SizeCache().sizes(base.train_config({}))["dense_mib"])
+    connect(None)
+    outcomes: list[Outcome] = []
+    with contextlib.ExitStack() as stack:
+        folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msup-search-bench-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        for seed in args.seeds:
+            for arm in args.arms:
+                outcome = run_one(base, arm, seed, args.trials, args.epochs, folder)
+                outcomes.append(outcome)
+                print(f"seed {seed} {arm:<10} {outcome.trial_epochs:>5} trial-epochs {outcome.wall_s:6.0f} s "
+                      f"front {len(outcome.front)} ({sum(p.epochs < args.epochs for p in outcome.front)} under-trained)",
+                      file=sys.stderr, flush=True)
+        total = time.perf_counter() - start
+    if args.keep:
+        (args.keep / "outcomes.json").write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=1))
+    table = summary(outcomes, reference, args.epochs)
+    print(f"{args.trials} trials x {args.epochs} epochs, seeds {args.seeds}, mean ± std over seeds; "
+          f"hypervolume reference: accuracy {reference[0]}, size {reference[1]:.4g} MiB (dense fp32), "
+          f"size axis in decades; pruner of size_aware: {base.pruner.raw}; total {total:.0f} s\n")
+    print(markdown(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
