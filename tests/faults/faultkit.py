@@ -11,11 +11,13 @@ import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,13 +132,30 @@ def sqlite_url(folder: Path) -> str:
 
 
 def load_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials, or [] while the study does not exist yet."""
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+    """The study's trials, or [] while the study does not exist yet.
+
+    A SQLite file is only opened through Optuna once the driver has finished creating
+    its tables: Optuna creates missing tables on open, and two processes doing that at
+    once make one of them fail ("table ... already exists", "UNIQUE constraint failed:
+    alembic_version"), the driver included.
+    """
+    if storage.startswith("sqlite:///") and not _sqlite_schema_ready(Path(storage.removeprefix("sqlite:///"))):
         return []
     try:
         return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
     except KeyError:
         return []
+
+
+def _sqlite_schema_ready(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            # Optuna fills these two last, after creating every table.
+            return all(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("version_info", "alembic_version"))
+    except sqlite3.OperationalError:  # no such table yet
+        return False
 
 
 def count_states(storage: str, name: str) -> dict[str, int]:
@@ -148,7 +167,7 @@ def mid_training(storage: str, name: str, finished_at_least: int = 0) -> bool:
     """True while a trial is between epochs and no trial is being sampled, after ``finished_at_least`` trials ended.
 
     A driver killed while the searcher samples a trial leaves it half-written (a known
-    bug, see test_faults.py::test_trial_sampled_when_the_driver_died_is_not_lost); the
+    bug, see test_faults.py::test_a_trial_the_dead_driver_had_only_begun_to_sample_is_not_lost); the
     timed kills aim between epochs, where a crash most often lands on a real run.
     """
     trials = load_trials(storage, name)
