@@ -74,13 +74,13 @@ class StudySearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         orphan, resume_from = self._take_orphan(), None
-        if orphan is not None:
+        if orphan is not None and VALUES_ATTR in orphan.user_attrs:
             resume_from = latest_checkpoint(Path(self._folder), orphan.number)
             number, values = orphan.number, orphan.user_attrs[VALUES_ATTR]
             sizes = {k: orphan.user_attrs[k] for k in ("size_paper_mib", "size_entropy_mib", "dense_mib")}
             train = self._config.train_config(values)
-        else:
-            trial = self.study.ask()
+        else:  # a new trial, or one a dead driver had only begun to sample (its drawn values are kept)
+            trial = self.study.ask() if orphan is None else optuna.Trial(self.study, orphan._trial_id)
             number, values = trial.number, self._config.space.sample(trial)
             try:
                 train = self._config.train_config(values)
@@ -106,7 +106,7 @@ class StudySearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         number = self._owned.get(trial_id)
-        if number is not None and "epoch" in result and self._config.accuracy in result:
+        if number is not None:
             self._record_epoch(number, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -151,6 +151,8 @@ class StudySearcher(Searcher):
         return (TrialState.PRUNED if result.get("epoch") else TrialState.FAIL), None
 
     def _record_epoch(self, number: int, result: Mapping[str, Any]) -> None:
+        if "epoch" not in result or self._config.accuracy not in result:  # e.g. a failed trial's error report
+            return
         trial_id = self._trial_id(number)
         value = result[self._config.accuracy]
         frozen = self.study._storage.get_trial(trial_id)
@@ -161,7 +163,7 @@ class StudySearcher(Searcher):
     def _take_orphan(self) -> FrozenTrial | None:
         owned = set(self._owned.values())
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number not in owned and VALUES_ATTR in trial.user_attrs:
+            if trial.number not in owned:
                 return trial
         return None
 

@@ -35,8 +35,6 @@ def _finished(states: dict[str, int]) -> int:
     return states["COMPLETE"] + states["PRUNED"] + states["FAIL"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: on_trial_complete reads val_acc from the error result (KeyError): "
-                   "the trial is retried, then left RUNNING (msup/search/searcher.py _record_epoch)")
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
     runs, name, budget = tmp_path / "runs", "diverge", 2
     space = {"parameters": {"lr": {"type": "categorical", "choices": [DIVERGING_LR, 0.1]}}}
@@ -191,7 +189,6 @@ def test_resume_with_a_truncated_ray_experiment_state(tmp_path):
            duplicated=accounting.duplicated, recovery_s=round(recovery_s, 1), outcome="recovered")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a RUNNING trial without sampled values is never reused (searcher._take_orphan)")
 def test_a_trial_the_dead_driver_had_only_begun_to_sample_is_not_lost(tmp_path):
     """A driver killed between Optuna's ask and the trial's first attributes leaves a bare RUNNING trial.
 
