@@ -65,6 +65,7 @@ from msup.models import ModelSpec, list_models
 
 Check = Callable[[Any], str | None]  # a problem with an already type-checked value, or None
 DEVICES = ("auto", "cpu", "cuda")
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _spec(default: Any, kind: str, *checks: Check) -> Any:
@@ -249,10 +250,10 @@ def _typed(kind: str, value: Any) -> tuple[Any, str | None]:
         return value, None if _number(value) and isinstance(value, int) else f"{value!r} must be an integer{nullable}"
     if base == "str":
         return value, None if isinstance(value, str) else f"{value!r} must be a string{nullable}"
-    if base == "float":
-        if _number(value) and math.isfinite(value):
+    if base == "float":  # training runs in float32: a larger number would overflow there
+        if _number(value) and math.isfinite(value) and abs(value) <= FLOAT32_MAX:
             return float(value), None
-        return value, f"{value!r} must be a finite number"
+        return value, f"{value!r} must be a finite number within float32 range (|x| <= {FLOAT32_MAX:.3g})"
     if isinstance(value, (list, tuple)) and value and all(_number(v) for v in value):
         return tuple(float(v) for v in value), None
     return value, f"{value!r} must be a non-empty list of numbers"

@@ -7,12 +7,15 @@ the choice for a shared network file system.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from msup.errors import InputError
 
@@ -24,16 +27,31 @@ def default_storage_url(study_dir: Path) -> str:
     return f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
 
 
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("://")[0] + "://***"
+
+
 def open_storage(url: str) -> BaseStorage:
-    """An Optuna storage object for ``url`` (database URL or journal file path)."""
+    """An Optuna storage object for ``url`` (database URL or journal file path).
+
+    Environment variables in ``url`` are expanded (``postgresql://msup:${PGPASSWORD}@db/msup``),
+    so a password need not be written into study files.
+    """
+    shown, url = redact(url), os.path.expandvars(url)
     if "://" in url:
         engine = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
         try:
             return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=None)
         except (ImportError, ModuleNotFoundError) as exc:
-            raise InputError(f"storage {url!r}: the database driver is not installed ({exc})") from None
+            raise InputError(f"storage {shown!r}: the database driver is not installed ({exc})") from None
         except Exception as exc:  # sqlalchemy's connection errors have no common public base
-            raise InputError(f"storage {url!r}: cannot connect ({str(exc).splitlines()[0]})") from None
+            raise InputError(f"storage {shown!r}: cannot connect ({redact(str(exc).splitlines()[0])})") from None
     path = Path(url)
     if not path.parent.is_dir():
         raise InputError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")

@@ -106,11 +106,10 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
         open_storage(storage_url)
     folder.mkdir(parents=True, exist_ok=True)
     with driver_lock(folder):
-        resolved = {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address}
-        _write_study_file(folder, resolved)
-        study = _open_study(config, storage_url)
+        study = _open_study(config, storage_url)  # tables first: readers find the study by its study.yaml
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("pruner", config.pruner.raw)
+        _write_study_file(folder, {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address})
         _run(config, folder, storage_url, address or config.ray_address, config.trials, restore=None)
         return _finish(config, folder, storage_url)
 
