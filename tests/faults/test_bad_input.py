@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from faultkit import SPACE, run_msup
+from studykit import SPACE, run_msup
 
 RUNS = "runs"
 TRAIN = {"optim": {"epochs": 1, "batch_size": 128}, "runtime": {"device": "cpu"}}

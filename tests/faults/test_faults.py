@@ -2,7 +2,7 @@
 
 Invariant: every trial of the budget is COMPLETE, PRUNED or FAIL exactly once,
 none lost and none run twice, and trials.csv agrees with the Optuna storage row
-for row (`faultkit.assert_consistent`). Each case writes its figures (faults,
+for row (`studykit.assert_consistent`). Each case writes its figures (faults,
 lost, duplicated, recovery time) to $MSUP_FAULTS_LOG when that is set; they are
 the source of BENCHMARKS-faults.md.
 """
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import (
+from studykit import (
     Driver, assert_consistent, count_states, load_trials, mid_training, msup_env, record, run_msup, sqlite_url,
     wait_until, write_study,
 )

@@ -13,7 +13,7 @@ import time
 import optuna
 import pytest
 import yaml
-from faultkit import (
+from studykit import (
     Driver, assert_consistent, count_states, mid_training, msup_env, record, run_msup, unique_name, wait_until, write_study,
 )
 

@@ -11,58 +11,25 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-import yaml
 
+import studykit
 from msup.cli import main
+from studykit import MSUP, sqlite_url, write_study
 
 pytestmark = pytest.mark.slow
-MSUP = str(Path(sys.executable).parent / "msup")
-SPACE = {
-    "parameters": {
-        "coats": {"type": "int", "low": 1, "high": 3},
-        "outer_density": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
-        "coat_keep": {"type": "float", "low": 0.2, "high": 0.7},
-        "lr": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
-    }
-}
-
-
-def study_file(tmp_path: Path, name: str, trials: int = 4, epochs: int = 2, **extra) -> Path:
-    data = {
-        "name": name,
-        "train": {"optim": {"epochs": epochs, "batch_size": 128}, "runtime": {"device": "cpu"}},
-        "search_space": SPACE,
-        "trials": trials,
-        "max_concurrent": 2,
-        "sampler": {"name": "tpe", "seed": 1},
-        "resources": {"cpu": 1},
-        **extra,
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def load(folder: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    return optuna.load_study(study_name=name, storage=sqlite_url(folder))
 
 
 def assert_consistent(folder: Path, name: str, budget: int) -> pd.DataFrame:
-    """Every trial finished exactly once; table and Optuna storage agree row for row."""
-    study = load(folder, name)
-    trials = study.get_trials()
-    table = pd.read_csv(folder / "trials.csv")
-    assert len(trials) == budget == len(table)
-    assert sorted(table["trial"]) == list(range(budget))
-    assert all(t.state.is_finished() for t in trials)
-    assert table["ray_trial_id"].is_unique
-    assert list(table["state"]) == [t.state.name for t in sorted(trials, key=lambda t: t.number)]
-    return table
+    return studykit.assert_consistent(folder, name, budget).table
 
 
 def test_launch_extend_and_status(tmp_path, ray_session, capsys):
     runs = tmp_path / "runs"
-    path = study_file(tmp_path, "tiny")
+    path = write_study(tmp_path, "tiny")
     assert main(["study", "launch", str(path), "--runs-dir", str(runs)]) == 0
     folder = runs / "tiny"
     table = assert_consistent(folder, "tiny", 4)
@@ -96,13 +63,13 @@ def test_launch_extend_and_status(tmp_path, ray_session, capsys):
 
 def test_dry_run_writes_nothing(tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["study", "launch", str(study_file(tmp_path, "dry")), "--runs-dir", str(runs), "--dry-run"]) == 0
+    assert main(["study", "launch", str(write_study(tmp_path, "dry")), "--runs-dir", str(runs), "--dry-run"]) == 0
     assert "is valid" in capsys.readouterr().out and not runs.exists()
 
 
 def test_resume_after_sigkill_of_the_driver(tmp_path):
     runs, name, budget = tmp_path / "runs", "killed", 6
-    path = study_file(tmp_path, name, trials=budget, epochs=4)
+    path = write_study(tmp_path, name, trials=budget, epochs=4)
     env = {**os.environ, "MSUP_RUNS": str(runs)}
     driver = subprocess.Popen([MSUP, "study", "launch", str(path)], env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -149,7 +116,7 @@ sys.exit(launched.returncode)
 
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     """A head and a worker node on loopback; the study connects with --address."""
-    path = study_file(tmp_path, "cluster", trials=4)
+    path = write_study(tmp_path, "cluster", trials=4)
     script = tmp_path / "cluster_driver.py"
     script.write_text(CLUSTER_DRIVER)
     env = {**os.environ, "MSUP_RUNS": str(tmp_path / "runs")}

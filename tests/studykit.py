@@ -1,4 +1,4 @@
-"""Tiny real studies for the fault tests: study files, `msup` processes, and the recovery invariant.
+"""Tiny real studies for the study and fault tests: study files, `msup` processes, and the recovery invariant.
 
 Every study runs as a separate `msup` process in its own session, so a test can
 SIGKILL the driver like a crash would, and then kill by process group exactly
