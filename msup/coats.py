@@ -70,27 +70,58 @@ def level_fractions(sparsities: Sequence[float]) -> tuple[float, ...]:
 def coat_levels(scores: torch.Tensor, counts: Sequence[int], dtype: torch.dtype = torch.uint8) -> torch.Tensor:
     """Integer level of every weight (shape of ``scores``) from ``|scores|``.
 
-    ``dtype`` is the result's type: ``uint8`` for storage, the weight's float
-    type for the forward pass (saves a conversion per refresh).
-
     ``counts`` are the kept counts per coat (`kept_counts`). One selection over
-    all ``n`` scores finds the outer coat; each inner coat is a selection among
-    the previous coat's survivors only, so the cost is dominated by the first
-    pass and barely grows with N. No gradient flows through this function.
+    all ``n`` scores finds the outer coat; the inner coats come from one
+    histogram of the survivors (`_inner_levels`), so the cost barely depends on
+    N. ``dtype`` is the result's type: ``uint8`` for storage, the weight's
+    float type for the forward pass. No gradient flows through this function.
     """
     with torch.no_grad():
         flat = scores.detach().abs().flatten()
         levels = torch.zeros(flat.numel(), dtype=dtype, device=flat.device)
-        survivors = torch.arange(flat.numel(), device=flat.device)
-        values = flat
-        for level, k in enumerate(counts, start=1):
-            if k < values.numel():
-                picked = torch.topk(values, k, sorted=False).indices
-                survivors, values = survivors[picked], values[picked]
-            levels[survivors] = level
-            if k == 0:
-                break
+        outer = counts[0] if counts else 0
+        if outer == 0:
+            return levels.view_as(scores)
+        if outer < flat.numel():
+            values, survivors = torch.topk(flat, outer, sorted=False)
+        else:
+            values, survivors = flat, torch.arange(flat.numel(), device=flat.device)
+        levels[survivors] = _inner_levels(values, counts[1:]).to(dtype)
         return levels.view_as(scores)
+
+
+# Histogram resolution for the inner coats: only the few values sharing a boundary bin are ranked.
+_BINS = 4096
+
+
+def _inner_levels(values: torch.Tensor, inner_counts: Sequence[int]) -> torch.Tensor:
+    """Level (1..N) of each outer-coat survivor: coat i+1 holds the ``inner_counts[i]`` largest values.
+
+    One pass bins the values (binning is monotone, so every value in a higher
+    bin is larger); a cumulative histogram finds each coat's boundary bin; only
+    the values inside boundary bins are ranked, once, so coats sharing a bin
+    take prefixes of the same order and stay nested. Counts are exact.
+    """
+    levels = torch.ones(values.numel(), dtype=torch.int64, device=values.device)
+    inner_counts = [k for k in inner_counts if k > 0]  # counts only shrink: empty coats are the innermost
+    if not inner_counts:
+        return levels
+    low, high = torch.aminmax(values)
+    width = (high - low).clamp_min(torch.finfo(values.dtype).tiny) / _BINS
+    bins = ((values - low) / width).long().clamp_(0, _BINS - 1)
+    at_or_above = torch.bincount(bins, minlength=_BINS).flip(0).cumsum(0).flip(0)  # values in bins >= b
+    at_or_above = torch.cat([at_or_above, at_or_above.new_zeros(1)])
+    boundaries = [int(torch.searchsorted(-at_or_above, -k, right=True)) - 1 for k in inner_counts]
+    edges = torch.tensor(sorted(boundaries), device=bins.device)
+    levels += torch.bucketize(bins, edges, right=False)
+    shared = torch.isin(bins, edges).nonzero().flatten()  # the few values sitting in a boundary bin
+    for boundary in sorted(set(boundaries)):
+        members = shared[bins[shared] == boundary]
+        order = members[torch.argsort(values[members], descending=True, stable=True)]
+        for k, b in zip(inner_counts, boundaries):
+            if b == boundary:
+                levels[order[: k - int(at_or_above[boundary + 1])]] += 1
+    return levels
 
 
 class CoatedWeight(torch.autograd.Function):

@@ -82,3 +82,14 @@ def test_straight_through_gradient_matches_hand_computation(grad_scale):
     # dL/ds = sign(s) * grad_scale * upstream * weight, whatever the level
     expected = torch.tensor([1 * 0.2, -1 * 2.0 * -0.2, 3.0 * 0.2, -1 * 4.0 * 0.2]) * grad_scale
     assert torch.allclose(scores.grad, expected)
+
+
+@pytest.mark.parametrize("sparsities", [(0.3, 0.5, 0.6, 0.9), (0.5, 0.51, 0.52), (0.1, 0.99)])
+def test_exact_nested_levels_with_many_ties_and_a_wide_range(sparsities):
+    """Heavy ties and values spanning many magnitudes: inner coats share histogram bins."""
+    magnitudes = torch.cat([torch.randint(0, 6, (3000,)).float(), torch.logspace(-8, 8, 1000)])
+    scores = magnitudes[torch.randperm(magnitudes.numel())] * torch.sign(torch.randn(4000))
+    levels = coat_levels(scores, kept_counts(4000, sparsities)).long()
+    assert torch.bincount(levels, minlength=len(sparsities) + 1).tolist() == list(level_counts(4000, sparsities))
+    for level in range(1, len(sparsities) + 1):
+        assert scores.abs()[levels >= level].min() >= scores.abs()[levels < level].max()
