@@ -70,17 +70,21 @@ def edge_popup_reference(model: nn.Module) -> nn.Module:
     return model
 
 
-def median_seconds(fn: Callable[[], None], repeats: int, warmup: int = 2, sync: Callable[[], None] = lambda: None) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
+def median_seconds(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 2,
+                   sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median time of each function, run round-robin so that drift in machine load hits all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, refresh: bool) -> Callable[[], None]:
@@ -106,21 +110,18 @@ def bench_model(name: str, batch: int, repeats: int, device: torch.device, sync:
     ]
     for coats, p in COATS.items():
         variants.append((f"M-Sup N={coats} (cached)", create_model(name, 10, (3, 32, 32), MaskConfig(p)), True))
-    rows = []
-    for label, model, refresh in variants:
+    for _, model, _ in variants:
         model.to(device).train()
-        rows.append((label, median_seconds(step_fn(model, x, y, refresh), repeats, sync=sync)))
-    return rows
+    steps = {label: step_fn(model, x, y, refresh) for label, model, refresh in variants}
+    return list(median_seconds(steps, repeats, sync=sync).items())
 
 
 def bench_refresh(repeats: int, device: torch.device, sync: Callable[[], None]) -> list[tuple[str, float]]:
-    rows = []
-    for coats, p in COATS.items():
-        model = create_model("resnet50", 1000, (3, 224, 224), MaskConfig(p)).to(device)
-        rows.append((f"refresh N={coats}", median_seconds(lambda: refresh_levels(model), repeats, sync=sync)))
-    scores = [m.scores for m in model.modules() if hasattr(m, "scores")]
-    rows.append(("full sort of every layer", median_seconds(lambda: [s.abs().flatten().sort() for s in scores], repeats, sync=sync)))
-    return rows
+    models = {coats: create_model("resnet50", 1000, (3, 224, 224), MaskConfig(p)).to(device) for coats, p in COATS.items()}
+    scores = [m.scores for m in models[1].modules() if hasattr(m, "scores")]
+    fns = {f"refresh N={coats}": (lambda m=model: refresh_levels(m)) for coats, model in models.items()}
+    fns["full sort of every layer"] = lambda: [s.abs().flatten().sort() for s in scores]
+    return list(median_seconds(fns, repeats, sync=sync).items())
 
 
 def main() -> None:
