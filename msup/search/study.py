@@ -221,7 +221,11 @@ def _finish(config: StudyConfig, folder: Path, storage_url: str) -> StudyOutcome
         paths.update(write_study_report(folder))
     except ValueError as exc:  # no COMPLETE trial yet: no front to draw
         print(f"msup: no Pareto report: {exc}")
-    counts = {s.name: sum(t.state == s for t in study.get_trials(deepcopy=False)) for s in FINISHED}
-    if counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"] == 0:
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    counts = {s.name: states.count(s) for s in FINISHED}
+    unfinished = states.count(TrialState.RUNNING)
+    if unfinished:  # the run was interrupted (Ctrl-C): Ray saved its state for a resume
+        print(f"msup: {unfinished} trial(s) unfinished; `msup study resume {config.name}` continues them")
+    elif sum(counts.values()) == 0:
         raise RunError(f"study {config.name!r} finished no trial; see {folder / RAY_DIR}")
     return StudyOutcome(folder, counts, paths)
