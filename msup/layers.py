@@ -152,12 +152,16 @@ class SupermaskMixin:
         """Recompute the cached levels from the current scores (one selection pass)."""
         self._levels = coat_levels(self.scores, self._kept, dtype=self.weight.dtype)
 
-    def levels(self) -> torch.Tensor:
-        """Current integer levels (``uint8``), as the next forward will use them."""
+    def _current_levels(self) -> torch.Tensor:
+        """The cached levels, recomputed first when stale or when every forward recomputes them."""
         if self._levels is None or self.mask_config.refresh == "forward":
             self.refresh_levels()
         assert self._levels is not None
-        return self._levels.to(torch.uint8)
+        return self._levels
+
+    def levels(self) -> torch.Tensor:
+        """Current integer levels (``uint8``), as the next forward will use them."""
+        return self._current_levels().to(torch.uint8)
 
     def set_levels(self, levels: torch.Tensor) -> None:
         """Install decoded levels (loading a compressed model); scores are then irrelevant."""
@@ -166,10 +170,8 @@ class SupermaskMixin:
         self._levels = levels.to(device=self.weight.device, dtype=self.weight.dtype)
 
     def effective_weight(self) -> torch.Tensor:
-        if self._levels is None or self.mask_config.refresh == "forward":
-            self.refresh_levels()
         grad_scale = 1.0 if self.mask_config.grad_normalize else float(self.coats)
-        return CoatedWeight.apply(self.scores, self.weight, self._levels, grad_scale)
+        return CoatedWeight.apply(self.scores, self.weight, self._current_levels(), grad_scale)
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:  # keep cached levels on the module's device
         result = super()._apply(fn, recurse)  # type: ignore[misc]

@@ -120,7 +120,7 @@ class StudySearcher(Searcher):
             self._record_epoch(number, result)
             for key in RESULT_KEYS:
                 if isinstance(result.get(key), (int, float)) and math.isfinite(result[key]):
-                    self._set_attr(number, key, result[key])
+                    self.study._storage.set_trial_user_attr(frozen._trial_id, key, result[key])
         state, values = self._outcome(frozen, result)
         finish_shadow(self.study, frozen, state)
         self.study.tell(number, values, state=state)
