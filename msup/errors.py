@@ -14,3 +14,13 @@ class InputError(ValueError):
 
 class RunError(RuntimeError):
     """Valid work that failed at run time (diverged training, missing data, ...)."""
+
+
+class Preempted(RunError):
+    """The driver got SIGTERM (a preemption notice) and stopped its study at the trials' last checkpoints."""
+
+    def __init__(self, study_name: str) -> None:
+        super().__init__(
+            f"preempted (SIGTERM): study {study_name!r} stopped with its trials at their last checkpoint; "
+            f"`msup study resume {study_name}` continues it"
+        )

@@ -292,16 +292,23 @@ class Trainer:
 
     @contextmanager
     def _oom_as_run_error(self) -> Iterator[None]:
-        """Turns a CUDA out-of-memory error into a `RunError` naming the config that caused it."""
+        """Turns an out-of-memory error (CUDA, or a refused host allocation) into a `RunError` naming the config."""
         try:
             yield
-        except torch.OutOfMemoryError as exc:
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not _out_of_memory(exc):
+                raise
             cfg = self.config
             coats = "dense" if cfg.model.dense else f"{len(cfg.mask.sparsities)} coats"
             raise RunError(
                 f"out of memory on {self.device}: model {cfg.model.name} ({coats}) on {cfg.data.name} "
-                f"with optim.batch_size {cfg.optim.batch_size}; lower the batch size or use a larger device"
+                f"with optim.batch_size {cfg.optim.batch_size}; lower the batch size or give the trial more memory"
             ) from exc
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """CUDA's out-of-memory error, or the host allocator's refusal (a plain RuntimeError in torch)."""
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(exc)
 
 
 def train(config: TrainConfig, on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:

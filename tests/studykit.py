@@ -11,13 +11,11 @@ import json
 import math
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +58,25 @@ def write_study(folder: Path, name: str, *, trials: int = 4, epochs: int = 2, sp
 
 def msup_env(runs: Path) -> dict[str, str]:
     return {**os.environ, "MSUP_RUNS": str(runs)}
+
+
+def failpoint_env(runs: Path, folder: Path, rules: str) -> dict[str, str]:
+    """`msup_env` with fail points armed; their hit counts and pause files live in ``folder``."""
+    return {**msup_env(runs), "MSUP_FAILPOINTS": rules, "MSUP_FAILPOINTS_DIR": str(folder)}
+
+
+def wait_for_pause(folder: Path, point: str, hit: int, driver: Driver, timeout: float = 240) -> dict[str, int]:
+    """Wait until a ``pause`` fail point holds a process at ``point@hit``; returns its pid and parent pid.
+
+    Not a race with training: the paused process stays at that point until `release`.
+    """
+    paused = folder / f"{point}@{hit}.paused"
+    wait_until(paused.exists, timeout, f"fail point {point}@{hit}", driver)
+    return json.loads(paused.read_text())
+
+
+def release(folder: Path, point: str, hit: int) -> None:
+    (folder / f"{point}@{hit}.go").touch()
 
 
 def kill_group(pid: int) -> None:
@@ -116,7 +133,10 @@ def run_msup(args: Sequence[str], env: dict[str, str], timeout: float = 300, cwd
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, driver: Driver | None = None) -> float:
-    """Poll ``condition`` every 0.2 s; returns the seconds waited. Fails if ``driver`` ends first."""
+    """Poll ``condition`` (an event that, once true, stays true) every 0.2 s; returns the seconds waited.
+
+    Fails if ``driver`` ends first.
+    """
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if condition():
@@ -132,52 +152,13 @@ def sqlite_url(folder: Path) -> str:
 
 
 def load_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials, or [] while the study does not exist yet.
-
-    A SQLite file is only opened through Optuna once the driver has finished creating
-    its tables: Optuna creates missing tables on open, and two processes doing that at
-    once make one of them fail ("table ... already exists", "UNIQUE constraint failed:
-    alembic_version"), the driver included.
-    """
-    if storage.startswith("sqlite:///") and not _sqlite_schema_ready(Path(storage.removeprefix("sqlite:///"))):
-        return []
-    try:
-        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-    except KeyError:
-        return []
-
-
-def _sqlite_schema_ready(path: Path) -> bool:
-    if not path.exists():
-        return False
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-            # Optuna fills these two last, after creating every table.
-            return all(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("version_info", "alembic_version"))
-    except sqlite3.OperationalError:  # no such table yet
-        return False
+    """The study's trials (read once a driver has ended: no test polls a storage that may be half-created)."""
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
 
 
 def count_states(storage: str, name: str) -> dict[str, int]:
     states = [t.state.name for t in load_trials(storage, name)]
     return {s: states.count(s) for s in ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")}
-
-
-def mid_training(storage: str, name: str, finished_at_least: int = 0) -> bool:
-    """True while a trial is between epochs and no trial is being sampled, after ``finished_at_least`` trials ended.
-
-    A driver killed while the searcher samples a trial leaves it half-written (a known
-    bug, see test_faults.py::test_a_trial_the_dead_driver_had_only_begun_to_sample_is_not_lost); the
-    timed kills aim between epochs, where a crash most often lands on a real run.
-    """
-    trials = load_trials(storage, name)
-    running = [t for t in trials if t.state.name == "RUNNING"]
-    finished = sum(t.state.is_finished() for t in trials)
-    return (
-        finished >= finished_at_least
-        and any(t.user_attrs.get("curve") for t in running)
-        and all("ray_trial_id" in t.user_attrs for t in running)
-    )
 
 
 @dataclass(frozen=True)

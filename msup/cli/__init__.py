@@ -10,9 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from msup.errors import InputError, RunError
+from msup import failpoints
+from msup.errors import InputError, Preempted, RunError
 
-EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
+# 143 = 128 + SIGTERM: what a scheduler expects of a job that stopped on a preemption notice.
+EXIT_OK, EXIT_RUNTIME, EXIT_INPUT, EXIT_PREEMPTED = 0, 1, 2, 143
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,10 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        failpoints.check()
         return int(args.run(args) or EXIT_OK)
     except InputError as exc:
         print(f"msup: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except Preempted as exc:
+        print(f"msup: {exc}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except RunError as exc:
         print(f"msup: failed: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

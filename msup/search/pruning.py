@@ -36,6 +36,8 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from msup import failpoints
+
 SIZE_ATTR = "size"  # user attribute of a shadow trial: its size objective
 PRUNED_ATTR = "pruned_at_epoch"  # user attribute of a main trial: the epoch a pruner stopped it
 SHADOW_ATTR = "shadow_trial_id"  # user attribute of a main trial: its shadow trial's storage id
@@ -246,6 +248,7 @@ class PruningScheduler(FIFOScheduler):
         if shadow.pruner.prune(shadow, storage.get_trial(shadow_id)):
             storage.set_trial_user_attr(main_id, PRUNED_ATTR, int(epoch))
             storage.set_trial_state_values(shadow_id, TrialState.PRUNED)
+            failpoints.reach("scheduler.after_prune")
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 

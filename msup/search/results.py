@@ -8,11 +8,14 @@ the three sizes, ``dense_mib``, ``compression``, ``wall_s`` and ``error``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
+
+from msup import failpoints
 
 from msup.search.searcher import CURVE_ATTR, ERROR_ATTR, RAY_ATTR, VALUES_ATTR
 
@@ -68,11 +71,16 @@ def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
 
 
 def write_tables(study: optuna.Study, folder: Path, accuracy: str = "val_acc") -> Path:
-    """Write ``trials.csv`` and ``trials.parquet`` atomically; returns the CSV path."""
+    """Write ``trials.csv`` and ``trials.parquet``, each atomically; returns the CSV path."""
     table = trials_table(study, accuracy)
     csv_path = folder / "trials.csv"
-    for path, write in ((csv_path, table.to_csv), (folder / "trials.parquet", table.to_parquet)):
-        partial = path.with_suffix(path.suffix + ".partial")
-        write(partial, index=False)
-        partial.replace(path)
+    _replace(csv_path, table.to_csv)
+    failpoints.reach("study.between_tables")
+    _replace(folder / "trials.parquet", table.to_parquet)
     return csv_path
+
+
+def _replace(path: Path, write: Callable[..., Any]) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    write(partial, index=False)
+    partial.replace(path)

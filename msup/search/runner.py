@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,8 @@ from ray import tune
 from ray.tune import Callback
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from msup.errors import RunError
+from msup import failpoints
+from msup.errors import Preempted, RunError
 from msup.search.pruning import PruningScheduler
 from msup.search.searcher import StudySearcher
 from msup.search.study_config import StudyConfig
@@ -25,25 +29,28 @@ MAX_WORKER_FAILURES = 2
 
 def connect(address: str | None) -> None:
     """Join the Ray cluster at ``address``, or start a private local instance (dashboard off)."""
+    worker_env = failpoints.mark_driver()
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # One checkpoint per epoch makes Tune snapshot often; that is intended here, not a warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    runtime_env = {"env_vars": worker_env} if worker_env else None
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RunError(f"cannot connect to Ray at {address or 'a new local instance'}: {exc}") from None
 
 
-def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str, address: str | None, num_samples: int) -> None:
+def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str, address: str | None, num_samples: int) -> bool:
+    """A new Ray Tune run of ``num_samples`` trials; True if Ctrl-C interrupted it."""
     connect(address)
     searcher = StudySearcher(config, storage_url, str(folder.resolve()))
     tuner = tune.Tuner(
-        tune.with_resources(run_trial, {"cpu": config.cpu, "gpu": config.gpu}),
+        tune.with_resources(run_trial, config.ray_resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=_scheduler(config, storage_url),
@@ -61,15 +68,56 @@ def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str,
             verbose=0,
         ),
     )
-    tuner.fit()
+    with _stoppable(config.name) as signals:
+        tuner.fit()
+    return bool(signals.received)
 
 
-def restore_tuner(config: StudyConfig, run: Path, storage_url: str, address: str | None) -> None:
+def restore_tuner(config: StudyConfig, run: Path, storage_url: str, address: str | None) -> bool:
+    """Continue the Ray Tune run in ``run`` from its saved state; True if Ctrl-C interrupted it."""
     connect(address)
     tuner = tune.Tuner.restore(
-        str(run), tune.with_resources(run_trial, {"cpu": config.cpu, "gpu": config.gpu}), resume_unfinished=True,
+        str(run), tune.with_resources(run_trial, config.ray_resources), resume_unfinished=True,
     )
-    tuner.fit()
+    with _stoppable(config.name) as signals:
+        tuner.fit()
+    return bool(signals.received)
+
+
+class _StopSignals:
+    """Ctrl-C (SIGINT) and a preemption notice (SIGTERM) end a Ray run the same way: Ray Tune saves its
+    experiment state and stops the running trials, which continue from their last epoch checkpoint on
+    `msup study resume`. A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def handle(self, signum: int, frame: Any) -> None:
+        again = signum in self.received
+        self.received.append(signum)
+        stop_run = signal.getsignal(signal.SIGUSR1)  # Ray Tune's "end the run" handler while a run is going
+        if again or not callable(stop_run):
+            raise KeyboardInterrupt
+        stop_run(signum, frame)
+
+
+@contextmanager
+def _stoppable(study_name: str) -> Iterator[_StopSignals]:
+    """Runs a Tuner under `_StopSignals`; raises `Preempted` after a SIGTERM."""
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours below replaces Ray Tune's, and tells us it fired
+    signals = _StopSignals()
+    previous = {s: signal.signal(s, signals.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield signals
+    except KeyboardInterrupt:
+        if signal.SIGTERM in signals.received:
+            raise Preempted(study_name) from None
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if signal.SIGTERM in signals.received:
+        raise Preempted(study_name)
 
 
 def trial_dirname(trial: Any) -> str:

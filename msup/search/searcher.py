@@ -26,6 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
+from msup import failpoints
 from msup.errors import InputError
 from msup.search.pruning import PRUNED_ATTR, SHADOW_ATTR
 from msup.search.sizing import SizeCache
@@ -81,6 +82,7 @@ class StudySearcher(Searcher):
             train = self._config.train_config(values)
         else:  # a new trial, or one a dead driver had only begun to sample (its drawn values are kept)
             trial = self.study.ask() if orphan is None else optuna.Trial(self.study, orphan._trial_id)
+            failpoints.reach("searcher.after_ask")
             number, values = trial.number, self._config.space.sample(trial)
             try:
                 train = self._config.train_config(values)
@@ -91,6 +93,7 @@ class StudySearcher(Searcher):
             sizes = self._sizes.sizes(train)
             for key, value in {**sizes, VALUES_ATTR: values}.items():
                 trial.set_user_attr(key, value)
+            failpoints.reach("searcher.after_attrs")
         self._set_attr(number, RAY_ATTR, trial_id)
         self._owned[trial_id] = number
         return {
@@ -100,6 +103,7 @@ class StudySearcher(Searcher):
             "sizes": sizes,
             "epochs": train.optim.epochs,
             "cpus": self._config.cpu,
+            "memory_bytes": self._config.memory_bytes,
             "artifact_path": str(Path(self._folder) / "artifacts" / f"{number:05d}.msup"),
             "resume_from": resume_from,
         }
@@ -122,6 +126,7 @@ class StudySearcher(Searcher):
                 if isinstance(result.get(key), (int, float)) and math.isfinite(result[key]):
                     self.study._storage.set_trial_user_attr(frozen._trial_id, key, result[key])
         state, values = self._outcome(frozen, result)
+        failpoints.reach("searcher.before_tell")
         finish_shadow(self.study, frozen, state)
         self.study.tell(number, values, state=state)
 

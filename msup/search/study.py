@@ -26,7 +26,8 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from msup.errors import InputError, RunError
+from msup import failpoints
+from msup.errors import InputError, Preempted, RunError
 from msup.search.study_config import NAME_PATTERN, StudyConfig, load_study_config
 from msup.search.storage import default_storage_url, load_or_create, open_storage
 
@@ -126,7 +127,8 @@ def resume(folder: Path, num_samples: int | None = None, address: str | None = N
         study = _open_study(config, storage_url)
         latest = _latest_run(folder)
         if latest is not None and _restorable(latest) and _counts(study)["FINISHED"] < config.trials:
-            _run(config, folder, storage_url, address, 0, restore=latest)
+            if _run(config, folder, storage_url, address, 0, restore=latest):  # Ctrl-C: the rest waits for the next resume
+                return _finish(config, folder, storage_url)
         remaining = target - _counts(study)["FINISHED"]
         if remaining > 0:
             _run(config, folder, storage_url, address, remaining, restore=None)
@@ -192,28 +194,35 @@ def _next_run_label(folder: Path) -> str:
     return f"run-{1 if latest is None else int(latest.name.split('-')[1]) + 1}"
 
 
-def _run(config: StudyConfig, folder: Path, storage_url: str, address: str | None, num_samples: int, restore: Path | None) -> None:
-    """One Ray Tune run: a fresh experiment of ``num_samples`` trials, or a restored one."""
+def _run(config: StudyConfig, folder: Path, storage_url: str, address: str | None, num_samples: int, restore: Path | None) -> bool:
+    """One Ray Tune run: a fresh experiment of ``num_samples`` trials, or a restored one; True if Ctrl-C interrupted it.
+
+    An experiment that cannot be restored is reported and skipped: the next fresh run
+    adopts its unfinished trials from the Optuna storage.
+    """
     from msup.search.runner import restore_tuner, start_tuner
 
     if restore is not None:
         start = time.time()
         try:
-            restore_tuner(config, restore, storage_url, address)
+            interrupted = restore_tuner(config, restore, storage_url, address)
+        except Preempted:
+            raise
         except Exception as exc:  # Ray raises many kinds for a damaged experiment; the Optuna storage still holds
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             print(f"msup: cannot restore Ray experiment {restore.name} ({reason}); "
                   "continuing from the Optuna storage and the trials' last checkpoints")
-            return
+            return False
         print(f"msup: restored {restore.name} ({time.time() - start:.0f} s)")
-    else:
-        start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples)
+        return interrupted
+    return start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples)
 
 
 def _finish(config: StudyConfig, folder: Path, storage_url: str) -> StudyOutcome:
     from msup.search.results import write_tables
 
     study = optuna.load_study(study_name=config.name, storage=open_storage(storage_url))
+    failpoints.reach("study.before_tables")
     paths = {"trials": write_tables(study, folder, config.accuracy)}
     try:
         from analysis.report import write_study_report

@@ -13,7 +13,9 @@ Schema (paths are relative to the study file)::
     max_concurrent: 2                 # trials running at once
     sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options
     pruner: {name: size_aware}        # see msup.search.pruning
-    resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU)
+    resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU);
+                                      # memory_gib: host memory a trial's process may hold (Ray schedules by
+                                      # it, and a trial that needs more fails with "out of memory")
     storage: null                     # Optuna URL or journal file; null = sqlite runs/<name>/optuna.db
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
 
@@ -62,6 +64,7 @@ class StudyConfig:
     pruner: PrunerSpec = field(default_factory=lambda: parse_pruner({"name": "none"}, "pruner", []))
     cpu: float = 1.0
     gpu: float = 0.0
+    memory_gib: float | None = None
     storage: str | None = None
     ray_address: str | None = None
     description: str = ""
@@ -78,10 +81,21 @@ class StudyConfig:
             "max_concurrent": self.max_concurrent,
             "sampler": self.sampler,
             "pruner": self.pruner.raw,
-            "resources": {"cpu": self.cpu, "gpu": self.gpu},
+            "resources": {"cpu": self.cpu, "gpu": self.gpu,
+                          **({"memory_gib": self.memory_gib} if self.memory_gib is not None else {})},
             "storage": self.storage,
             "ray_address": self.ray_address,
         }
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory_gib is None else int(self.memory_gib * 2**30)
+
+    @property
+    def ray_resources(self) -> dict[str, float]:
+        """What Ray reserves for one trial (``memory`` in bytes, as Ray counts it)."""
+        memory = {} if self.memory_bytes is None else {"memory": float(self.memory_bytes)}
+        return {"cpu": self.cpu, "gpu": self.gpu, **memory}
 
     def train_config(self, values: Mapping[str, Any]) -> TrainConfig:
         """The training config of one trial: the base config with sampled values applied."""
@@ -166,12 +180,14 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
         errors.append(f"sampler: needs name: one of {', '.join(SAMPLERS)} (got {sampler!r})")
     pruner = parse_pruner(raw.get("pruner", {"name": "none"}), "pruner", errors)
     resources = raw.get("resources", {}) or {}
-    cpu, gpu = 1.0, 0.0
-    if not isinstance(resources, Mapping) or set(resources) - {"cpu", "gpu"}:
-        errors.append(f"resources: must be a mapping with keys cpu and gpu, got {resources!r}")
+    cpu, gpu, memory_gib = 1.0, 0.0, None
+    if not isinstance(resources, Mapping) or set(resources) - {"cpu", "gpu", "memory_gib"}:
+        errors.append(f"resources: must be a mapping with keys cpu, gpu and memory_gib, got {resources!r}")
     else:
         cpu = _number_in(resources.get("cpu", 1), "resources.cpu", 0.0, None, errors)
         gpu = _number_in(resources.get("gpu", 0), "resources.gpu", 0.0, None, errors, allow_zero=True)
+        if resources.get("memory_gib") is not None:
+            memory_gib = _number_in(resources["memory_gib"], "resources.memory_gib", 0.0, None, errors)
         if gpu > 1 and gpu != int(gpu):
             errors.append(f"resources.gpu: {gpu} above 1 must be a whole number of GPUs")
     for key in ("storage", "ray_address", "description"):
@@ -195,6 +211,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
     config = StudyConfig(
         name=name, train=dict(train), space=space, space_raw=dict(space_raw), accuracy=accuracy, size=size,
         trials=trials, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
+        memory_gib=memory_gib,
         storage=raw.get("storage"), ray_address=raw.get("ray_address"), description=str(raw.get("description") or ""),
     )
     if train_ok:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 from ray import tune
 from ray.tune import Callback
 
+from msup import failpoints
 from msup.artifact import save_model
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError
@@ -29,6 +31,8 @@ def run_trial(config: dict[str, Any]) -> None:
     worker still raises and is retried by Ray's ``FailureConfig``.
     """
     torch.set_num_threads(max(1, int(config.get("cpus", 1))))
+    if config.get("memory_bytes"):
+        limit_memory(int(config["memory_bytes"]))
     node = ray.get_runtime_context().get_node_id()  # which machine trained it, for cluster runs
     try:
         trainer = Trainer(TrainConfig.from_dict(config["train"]))
@@ -40,15 +44,25 @@ def run_trial(config: dict[str, Any]) -> None:
             trainer.load_checkpoint(config["resume_from"])
         epochs, reported = trainer.config.optim.epochs, False
         for metrics in trainer.epochs():
+            failpoints.reach("trial.before_checkpoint")
             report = {**metrics, **config["sizes"], "node_id": node}
             if metrics["epoch"] == epochs:
                 report.update(_final_metrics(trainer, config["artifact_path"]))
             _report(trainer, report)
+            failpoints.reach("trial.after_epoch")
             reported = True
         if not reported:  # resumed from the last epoch's checkpoint: its final report was lost
             _report(trainer, {**trainer.history[-1], **_final_metrics(trainer, config["artifact_path"])})
+        failpoints.reach("trial.after_final_report")
     except (RunError, InputError) as exc:
         tune.report({ERROR_ATTR: f"{type(exc).__name__}: {exc}"})
+
+
+def limit_memory(limit_bytes: int) -> None:
+    """Cap this worker's private memory (RLIMIT_DATA), so a trial that needs more fails with
+    "out of memory" instead of waking the kernel's OOM killer on a node that other trials share."""
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit_bytes if hard == resource.RLIM_INFINITY else min(limit_bytes, hard), hard))
 
 
 def _final_metrics(trainer: Trainer, artifact_path: str) -> dict[str, float]:

@@ -1,25 +1,26 @@
-"""Faults injected into real tiny studies, and the invariant after recovery.
+"""Faults injected into real tiny studies at named fail points, and the invariant after recovery.
 
 Invariant: every trial of the budget is COMPLETE, PRUNED or FAIL exactly once,
 none lost and none run twice, and trials.csv agrees with the Optuna storage row
-for row (`studykit.assert_consistent`). Each case writes its figures (faults,
-lost, duplicated, recovery time) to $MSUP_FAULTS_LOG when that is set; they are
-the source of BENCHMARKS-faults.md.
+for row (`studykit.assert_consistent`). Every fault fires at a fail point
+(`msup.failpoints`), never at a moment picked by the clock: what each case
+tests does not depend on how fast the machine is. Each case writes its figures
+(faults, lost, duplicated, recovery time) to $MSUP_FAULTS_LOG when that is set;
+they are the source of BENCHMARKS-faults.md.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from studykit import (
-    Driver, assert_consistent, count_states, load_trials, mid_training, msup_env, record, run_msup, sqlite_url,
-    wait_until, write_study,
+    Driver, assert_consistent, count_states, failpoint_env, load_trials, msup_env, record, release, run_msup,
+    sqlite_url, wait_for_pause, write_study,
 )
 
 from msup.cli import main
@@ -29,10 +30,20 @@ from msup.search.study_config import load_study_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 DIVERGING_LR = 1e30  # NaN loss within the first epoch (1e6 only makes the digits MLP's loss huge, not NaN)
+SIGKILLED = -9
 
 
 def _finished(states: dict[str, int]) -> int:
     return states["COMPLETE"] + states["PRUNED"] + states["FAIL"]
+
+
+def _results(trial_dir: Path) -> list[dict]:
+    path = trial_dir / "result.json"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _trial_dir(folder: Path, number: int) -> Path:
+    return next(iter(sorted((folder / "ray").glob(f"run-*/trial-{number:05d}-*"))))
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
@@ -53,10 +64,35 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path)
     record("trial diverges (lr 1e30: NaN loss)", faults=len(diverged), lost=0, duplicated=0, recovery_s=0.0)
 
 
+def test_a_trial_over_its_memory_limit_fails_with_the_reason_and_the_study_goes_on(tmp_path):
+    """resources.memory_gib caps each trial's process: ResNet-18 at batch 1024 needs more, the MLP does not.
+
+    The cap sits between the two (a Ray worker with the MLP trial holds about 2.2 GiB
+    of private memory here, with ResNet-18 about 3 GiB; both 2.3 and 3.0 GiB separate them).
+    """
+    runs, name, budget = tmp_path / "runs", "memory", 3
+    space = {"parameters": {"model.name": {"type": "categorical", "choices": ["mlp", "resnet18"]}}}
+    # Seed 10 of the random sampler draws mlp, resnet18, mlp.
+    path = write_study(tmp_path, name, trials=budget, space=space, sampler={"name": "random", "seed": 10},
+                       resources={"cpu": 1, "memory_gib": 2.6}, max_concurrent=1)
+    study = yaml.safe_load(path.read_text())
+    study["train"]["optim"]["batch_size"] = 1024
+    path.write_text(yaml.safe_dump(study))
+    result = run_msup(["study", "launch", str(path)], msup_env(runs))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    table = assert_consistent(runs / name, name, budget).table
+    assert list(table["model.name"]) == ["mlp", "resnet18", "mlp"]
+    assert list(table["state"]) == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert table.loc[1, "error"].startswith("RunError: out of memory on cpu: model resnet18")
+    record("trial over its memory limit (resources.memory_gib)", faults=1, lost=0, duplicated=0, recovery_s=0.0)
+
+
 def test_two_launches_of_one_study_at_once_leave_one_driver(tmp_path, capsys):
     runs, name, budget = tmp_path / "runs", "twice", 2
-    path = write_study(tmp_path, name, trials=budget, epochs=8)
-    env = msup_env(runs)
+    path = write_study(tmp_path, name, trials=budget)
+    points = tmp_path / "failpoints"
+    env = failpoint_env(runs, points, "trial.after_epoch@1=pause")  # the winner holds still at its first epoch
     with Driver(["study", "launch", str(path)], env, tmp_path / "a.log") as first, \
             Driver(["study", "launch", str(path)], env, tmp_path / "b.log") as second:
         start = time.monotonic()
@@ -69,12 +105,12 @@ def test_two_launches_of_one_study_at_once_leave_one_driver(tmp_path, capsys):
         assert "already exists" in refusal or "already has a running driver" in refusal
 
         # A resume while the winner runs is refused by the driver lock (in this process: no start-up delay).
-        wait_until(lambda: mid_training(sqlite_url(runs / name), name), 240, "a trial mid-training", winner)
+        wait_for_pause(points, "trial.after_epoch", 1, winner)
         capsys.readouterr()
         assert main(["study", "resume", name, "--runs-dir", str(runs)]) == 2
-        assert winner.process.poll() is None, "the driver ended before the resume was tried: lengthen its trials"
         busy = capsys.readouterr().err.strip()
         assert busy.startswith(f"msup: error: study {name!r} already has a running driver") and "\n" not in busy
+        release(points, "trial.after_epoch", 1)
         assert winner.wait(timeout=300) == 0, winner.output()[-3000:]
     assert_consistent(runs / name, name, budget)
     record("two launches at once, then a resume while the driver runs", faults=2, lost=0, duplicated=0,
@@ -91,69 +127,61 @@ def wait_until_one_exits(a: Driver, b: Driver, timeout: float) -> Driver:
     raise AssertionError("neither launch ended: the second one was not refused")
 
 
-def _results(trial_dir: Path) -> list[dict]:
-    path = trial_dir / "result.json"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def test_a_killed_trial_worker_continues_from_its_last_checkpoint(tmp_path):
-    runs, name, budget, epochs = tmp_path / "runs", "worker", 2, 10
+    runs, name, budget, epochs = tmp_path / "runs", "worker", 2, 5
     path = write_study(tmp_path, name, trials=budget, epochs=epochs, max_concurrent=1)
-    with Driver(["study", "launch", str(path)], msup_env(runs), tmp_path / "launch.log") as driver:
-        ray_runs = runs / name / "ray" / "run-1"
-
-        def trial_zero() -> Path | None:
-            return next(iter(sorted(ray_runs.glob("trial-00000-*"))), None)
-
-        wait_until(lambda: (d := trial_zero()) is not None and len(_results(d)) >= 3, 240, "3 epochs of trial 0", driver)
-        reported = _results(trial_zero())
-        pid = reported[-1]["pid"]
-        # Only ever a Ray worker of this study's own driver (its session), never another process.
-        assert os.getsid(pid) == driver.pid and Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::")
-        killed_at = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: any(r["pid"] != pid for r in _results(trial_zero())), 240, "the restarted worker", driver)
-        recovery_s = time.monotonic() - killed_at
-        assert driver.wait(timeout=300) == 0, driver.output()[-3000:]
+    env = failpoint_env(runs, tmp_path / "failpoints", "trial.after_epoch@3=kill_worker")
+    start = time.monotonic()
+    result = run_msup(["study", "launch", str(path)], env)
+    assert result.returncode == 0, result.stderr[-3000:]
 
     table = assert_consistent(runs / name, name, budget).table
     assert list(table["state"]) == ["COMPLETE"] * budget and list(table["epochs"]) == [epochs] * budget
-    results = _results(trial_zero())
-    before = [r["epoch"] for r in results if r["pid"] == pid]
-    after = [r["epoch"] for r in results if r["pid"] != pid]
-    assert before[:3] == [1, 2, 3]
-    assert after[0] > 1 and after[-1] == epochs  # went on from a checkpoint, not from epoch 1
+    results = _results(_trial_dir(runs / name, 0))
+    killed = results[0]["pid"]
+    before = [r["epoch"] for r in results if r["pid"] == killed]
+    after = [r["epoch"] for r in results if r["pid"] != killed]
+    assert before == [1, 2, 3]
+    assert after == [4, 5]  # went on from the epoch-3 checkpoint, not from epoch 1
     curve = load_trials(sqlite_url(runs / name), name)[0].user_attrs["curve"]
     assert sorted(map(int, curve)) == list(range(1, epochs + 1))
-    record("SIGKILL of a trial's worker mid-training", faults=1, lost=0, duplicated=0,
-           recovery_s=round(recovery_s, 1), resumed_at_epoch=after[0])
+    record("SIGKILL of a trial's worker after its third epoch", faults=1, lost=0, duplicated=0,
+           recovery_s=round(time.monotonic() - start, 1), resumed_at_epoch=after[0])
 
 
-# When the driver dies, with a budget and epochs that leave time to catch that moment: right after it created the
-# study (Ray starting), with the first trials mid-training, and with only the last trial left.
-# (tests/search covers "right after the first COMPLETE".)
-MOMENTS = {
-    "starting": (2, 3, lambda storage, name, budget, folder: (folder / "study.yaml").exists()),
-    "first-trials-running": (2, 3, lambda storage, name, budget, folder: mid_training(storage, name)),
-    "last-trial-running": (3, 4, lambda storage, name, budget, folder: mid_training(storage, name, budget - 1)),
+# Where the driver dies: the fail point (its hit), and the study that makes that point mean what the name says.
+# With one trial at a time, hit 2 of trial.before_checkpoint is trial 0's last (second) epoch.
+PRUNING_SPACE = {"parameters": {"coats": 1, "outer_density": 0.5, "lr": {"type": "categorical", "choices": [0.1, 1e-4]}}}
+KILL_POINTS = {
+    "between ask and attrs": ("searcher.after_ask@2", {}),
+    "between attrs and the Ray trial id": ("searcher.after_attrs@2", {}),
+    "between a trial's last epoch and its checkpoint": ("trial.before_checkpoint@2", {"max_concurrent": 1}),
+    "after a trial's final report": ("trial.after_final_report@1", {}),
+    "during tell": ("searcher.before_tell@1", {}),
+    # Seed 10 draws lr 0.1, then 1e-4: the second trial is stopped at epoch 1 by the median of the first.
+    "after a stop decision": ("scheduler.after_prune@1", {
+        "space": PRUNING_SPACE, "sampler": {"name": "random", "seed": 10}, "max_concurrent": 1, "epochs": 3,
+        "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 1},
+    }),
+    "before the tables": ("study.before_tables@1", {}),
+    "between trials.csv and trials.parquet": ("study.between_tables@1", {}),
 }
 
 
-@pytest.mark.parametrize("moment", MOMENTS)
-def test_resume_after_the_driver_is_killed(tmp_path, moment):
-    budget, epochs, reached = MOMENTS[moment]
-    runs, name = tmp_path / "runs", f"killed-{moment}"
+@pytest.mark.parametrize("where", KILL_POINTS)
+def test_resume_after_the_driver_is_killed_at_a_fail_point(tmp_path, where):
+    point, study = KILL_POINTS[where]
+    budget = 3
+    runs, name = tmp_path / "runs", "killed"
     folder, storage = runs / name, sqlite_url(runs / name)
-    path = write_study(tmp_path, name, trials=budget, epochs=epochs)
-    env = msup_env(runs)
-    with Driver(["study", "launch", str(path)], env, tmp_path / "launch.log") as driver:
-        waited = wait_until(lambda: reached(storage, name, budget, folder), 240, moment, driver)
-        driver.sigkill()
+    path = write_study(tmp_path, name, trials=budget, **study)
+    killing = failpoint_env(runs, tmp_path / "failpoints", f"{point}=kill_driver")
+    with Driver(["study", "launch", str(path)], killing, tmp_path / "launch.log") as driver:
+        assert driver.wait(timeout=300) == SIGKILLED, driver.output()[-3000:]
     before = {t.number: (t.state.name, t.values) for t in load_trials(storage, name)}
-    assert sum(state != "RUNNING" for state, _ in before.values()) < budget, "killed too late: nothing to resume"
 
     start = time.monotonic()
-    resumed = run_msup(["study", "resume", name], env)
+    resumed = run_msup(["study", "resume", name], msup_env(runs))
     recovery_s = time.monotonic() - start
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     accounting = assert_consistent(folder, name, budget)
@@ -161,25 +189,51 @@ def test_resume_after_the_driver_is_killed(tmp_path, moment):
     for number, (state, values) in before.items():  # what had finished stays exactly as it was
         if state != "RUNNING":
             assert after[number] == (state, values)
-    record(f"SIGKILL of the driver: {moment} ({waited:.0f} s in)", faults=1, lost=accounting.lost,
+    if point.startswith("scheduler.after_prune"):
+        assert [after[n][0] for n in range(budget)][:2] == ["COMPLETE", "PRUNED"]
+    record(f"SIGKILL of the driver {where} ({point})", faults=1, lost=accounting.lost,
            duplicated=accounting.duplicated, recovery_s=round(recovery_s, 1),
            finished_before=sum(s != "RUNNING" for s, _ in before.values()))
+
+
+def test_sigterm_stops_the_study_at_checkpoints_and_resume_continues(tmp_path):
+    runs, name, budget, epochs = tmp_path / "runs", "preempted", 2, 4
+    path = write_study(tmp_path, name, trials=budget, epochs=epochs)
+    notice = failpoint_env(runs, tmp_path / "failpoints", "trial.after_epoch@2=term_driver")
+    stopped = run_msup(["study", "launch", str(path)], notice)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    message = stopped.stderr.strip().splitlines()[-1]
+    assert message.startswith("msup: preempted (SIGTERM)") and f"msup study resume {name}" in message
+    assert _finished(count_states(sqlite_url(runs / name), name)) < budget
+
+    start = time.monotonic()
+    resumed = run_msup(["study", "resume", name], msup_env(runs))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    table = assert_consistent(runs / name, name, budget).table
+    assert list(table["epochs"]) == [epochs] * budget
+    restarts = []
+    for number in range(budget):
+        results = _results(_trial_dir(runs / name, number))
+        first_pid = results[0]["pid"]
+        restarts += [r["epoch"] for r in results if r["pid"] != first_pid][:1]
+    assert restarts and all(epoch > 1 for epoch in restarts)  # continued from checkpoints, not from scratch
+    record("SIGTERM of the driver (preemption notice), then resume", faults=1, lost=0, duplicated=0,
+           recovery_s=round(time.monotonic() - start, 1), resumed_at_epochs=restarts)
 
 
 def test_resume_with_a_truncated_ray_experiment_state(tmp_path):
     runs, name, budget = tmp_path / "runs", "damaged", 2
     folder, storage = runs / name, sqlite_url(runs / name)
-    path = write_study(tmp_path, name, trials=budget, epochs=3, max_concurrent=1)
-    env = msup_env(runs)
-    with Driver(["study", "launch", str(path)], env, tmp_path / "launch.log") as driver:
-        wait_until(lambda: mid_training(storage, name, finished_at_least=1), 240, "a finished trial", driver)
-        driver.sigkill()
+    path = write_study(tmp_path, name, trials=budget, max_concurrent=1)
+    killing = failpoint_env(runs, tmp_path / "failpoints", "searcher.before_tell@1=kill_driver")
+    with Driver(["study", "launch", str(path)], killing, tmp_path / "launch.log") as driver:
+        assert driver.wait(timeout=300) == SIGKILLED, driver.output()[-3000:]
     assert _finished(count_states(storage, name)) < budget
     state = folder / "ray" / "run-1" / "tuner.pkl"
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
 
     start = time.monotonic()
-    resumed = run_msup(["study", "resume", name], env)
+    resumed = run_msup(["study", "resume", name], msup_env(runs))
     recovery_s = time.monotonic() - start
     assert "Traceback" not in resumed.stderr
     assert resumed.returncode == 0, resumed.stderr[-3000:]  # recovered from the Optuna storage

@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 from studykit import (
-    Driver, assert_consistent, count_states, mid_training, msup_env, record, run_msup, unique_name, wait_until, write_study,
+    Driver, assert_consistent, count_states, failpoint_env, msup_env, record, run_msup, unique_name, write_study,
 )
 
 from msup.errors import InputError
@@ -42,9 +42,10 @@ def test_study_on_postgres_survives_a_killed_driver(tmp_path, postgres):
     path = write_study(tmp_path, name, trials=budget, epochs=4)
     env = msup_env(runs)
     try:
-        with Driver(["study", "launch", str(path), "--storage", postgres], env, tmp_path / "launch.log") as driver:
-            wait_until(lambda: mid_training(postgres, name, finished_at_least=1), 240, "a finished trial and one mid-training", driver)
-            driver.sigkill()
+        # Killed when the second trial to finish training is about to be told: one finished, others mid-training.
+        killing = failpoint_env(runs, tmp_path / "failpoints", "searcher.before_tell@2=kill_driver")
+        with Driver(["study", "launch", str(path), "--storage", postgres], killing, tmp_path / "launch.log") as driver:
+            assert driver.wait(timeout=300) == -9, driver.output()[-3000:]
         before = count_states(postgres, name)
         assert before["COMPLETE"] + before["PRUNED"] + before["FAIL"] < budget, before  # killed mid-study
 
