@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from studykit import (
-    Driver, assert_consistent, count_states, failpoint_env, load_trials, msup_env, record, release, run_msup,
+    MSUP, Driver, assert_consistent, count_states, failpoint_env, load_trials, msup_env, record, release, run_msup,
     sqlite_url, wait_for_pause, write_study,
 )
 
@@ -219,6 +221,76 @@ def test_sigterm_stops_the_study_at_checkpoints_and_resume_continues(tmp_path):
     assert restarts and all(epoch > 1 for epoch in restarts)  # continued from checkpoints, not from scratch
     record("SIGTERM of the driver (preemption notice), then resume", faults=1, lost=0, duplicated=0,
            recovery_s=round(time.monotonic() - start, 1), resumed_at_epochs=restarts)
+
+
+NODE_LOSS_DRIVER = """
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+from ray.cluster_utils import Cluster
+
+msup, study, points = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+# A dead node is declared after about 2 s of missed health checks (Ray's default is about 15 s).
+health = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": health})
+worker = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+launch = subprocess.Popen([msup, "study", "launch", study, "--address", cluster.address])
+try:
+    paused = []
+    for hit in (1, 2):  # both trials after their first epoch: one per node, since each node has one CPU
+        path = points / f"trial.after_epoch@{hit}.paused"
+        while not path.exists():
+            assert launch.poll() is None, "the driver ended before both trials paused"
+            time.sleep(0.2)
+        paused.append(json.loads(path.read_text()))
+    raylet = worker.all_processes["raylet"][0].process.pid
+    lost = [p["pid"] for p in paused if p["ppid"] == raylet]
+    # The machine is gone: every worker process of the node dies with its raylet (removing the node alone
+    # would leave its workers running and reporting).
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == raylet:
+            os.kill(pid, signal.SIGKILL)
+    cluster.remove_node(worker, allow_graceful=False)
+    for hit in (1, 2):
+        (points / f"trial.after_epoch@{hit}.go").touch()
+    code = launch.wait(timeout=400)
+finally:
+    launch.kill()
+    cluster.shutdown()
+print(json.dumps({"lost_pids": lost, "worker_node": worker.node_id}))
+sys.exit(code)
+"""
+
+
+def test_loss_of_a_worker_node_finishes_its_trials_on_the_head_node(tmp_path):
+    runs, name, budget, epochs = tmp_path / "runs", "node-loss", 2, 3
+    path = write_study(tmp_path, name, trials=budget, epochs=epochs)
+    script, points = tmp_path / "node_loss.py", tmp_path / "failpoints"
+    script.write_text(NODE_LOSS_DRIVER)
+    env = failpoint_env(runs, points, "trial.after_epoch@1=pause;trial.after_epoch@2=pause")
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, str(script), MSUP, str(path), str(points)], env=env,
+                         capture_output=True, text=True, timeout=600, start_new_session=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(outcome["lost_pids"]) == 1, outcome  # exactly one paused trial was on the worker node
+
+    table = assert_consistent(runs / name, name, budget).table
+    assert list(table["state"]) == ["COMPLETE"] * budget and list(table["epochs"]) == [epochs] * budget
+    moved = []
+    for number in range(budget):
+        results = _results(_trial_dir(runs / name, number))
+        if results[0]["pid"] in outcome["lost_pids"]:
+            moved = results
+    assert [r["node_id"] for r in moved[:1]] == [outcome["worker_node"]]
+    after = [r for r in moved if r["node_id"] != outcome["worker_node"]]
+    assert [r["epoch"] for r in after] == list(range(2, epochs + 1))  # on the head node, from the epoch-1 checkpoint
+    record("loss of a worker node (its raylet killed) mid-study", faults=1, lost=0, duplicated=0,
+           recovery_s=round(time.monotonic() - start, 1), resumed_at_epoch=after[0]["epoch"])
 
 
 def test_resume_with_a_truncated_ray_experiment_state(tmp_path):

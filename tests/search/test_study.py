@@ -70,27 +70,15 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
 def test_resume_after_sigkill_of_the_driver(tmp_path):
     runs, name, budget = tmp_path / "runs", "killed", 6
     path = write_study(tmp_path, name, trials=budget, epochs=4)
-    env = {**os.environ, "MSUP_RUNS": str(runs)}
-    driver = subprocess.Popen([MSUP, "study", "launch", str(path)], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            time.sleep(1)
-            if (runs / name / "optuna.db").exists():
-                states = [t.state for t in load(runs / name, name).get_trials()]
-                if states.count(optuna.trial.TrialState.COMPLETE) >= 1:
-                    break
-        else:
-            pytest.fail("no trial finished before the deadline")
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # Ray processes the dead driver left behind
+    # Killed as the second finished trial is about to be told: one COMPLETE, the others unfinished.
+    env = studykit.failpoint_env(runs, tmp_path / "failpoints", "searcher.before_tell@2=kill_driver")
+    with studykit.Driver(["study", "launch", str(path)], env, tmp_path / "launch.log") as driver:
+        assert driver.wait(timeout=300) == -9, driver.output()[-3000:]
     before = {t.number: t.state for t in load(runs / name, name).get_trials()}
+    assert list(before.values()).count(optuna.trial.TrialState.COMPLETE) == 1
     assert any(not s.is_finished() for s in before.values())
 
-    resumed = subprocess.run([MSUP, "study", "resume", name], env=env, capture_output=True, text=True, timeout=300)
+    resumed = studykit.run_msup(["study", "resume", name], studykit.msup_env(runs))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     table = assert_consistent(runs / name, name, budget)
     assert not table[["outer_density", "lr"]].duplicated().any()  # the resumed sampler draws afresh
