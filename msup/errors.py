@@ -7,6 +7,8 @@ Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
+
 
 class InputError(ValueError):
     """Bad configuration, argument or file, detected before any work starts."""
@@ -24,3 +26,17 @@ class Preempted(RunError):
             f"preempted (SIGTERM): study {study_name!r} stopped with its trials at their last checkpoint; "
             f"`msup study resume {study_name}` continues it"
         )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, says the disk (or the quota) is full.
+
+    Some writers (pyarrow, SQLite) keep only the message, not the errno.
+    """
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(exc) for text in ("No space left on device", "Disk quota exceeded", "database or disk is full")):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False

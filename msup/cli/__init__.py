@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from msup import failpoints
-from msup.errors import InputError, Preempted, RunError
+from msup.errors import InputError, Preempted, RunError, is_disk_full
 
 # 143 = 128 + SIGTERM: what a scheduler expects of a job that stopped on a preemption notice.
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT, EXIT_PREEMPTED = 0, 1, 2, 143
@@ -57,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PREEMPTED
     except RunError as exc:
         print(f"msup: failed: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        print(f"msup: failed: disk full ({str(exc).strip().splitlines()[-1]}); free space, then run the command again",
+              file=sys.stderr)
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         print("msup: interrupted", file=sys.stderr)

@@ -21,7 +21,7 @@ from msup.errors import Preempted, RunError
 from msup.search.pruning import PruningScheduler
 from msup.search.searcher import StudySearcher
 from msup.search.study_config import StudyConfig
-from msup.search.trainable import FailureRecorder, run_trial
+from msup.search.trainable import DISK_FULL_ATTR, FailureRecorder, StopOnFullDisk, run_trial
 
 # A worker that dies (preemption, OOM kill) is restarted from its last checkpoint this often.
 MAX_WORKER_FAILURES = 2
@@ -64,13 +64,11 @@ def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str,
             storage_path=str((folder / "ray").resolve()),
             failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[FailureRecorder(storage_url, config.name), ProgressLine(config, num_samples)],
+            callbacks=[FailureRecorder(storage_url, config.name), StopOnFullDisk(), ProgressLine(config, num_samples)],
             verbose=0,
         ),
     )
-    with _stoppable(config.name) as signals:
-        tuner.fit()
-    return bool(signals.received)
+    return _fit(tuner, config.name)
 
 
 def restore_tuner(config: StudyConfig, run: Path, storage_url: str, address: str | None) -> bool:
@@ -79,8 +77,19 @@ def restore_tuner(config: StudyConfig, run: Path, storage_url: str, address: str
     tuner = tune.Tuner.restore(
         str(run), tune.with_resources(run_trial, config.ray_resources), resume_unfinished=True,
     )
-    with _stoppable(config.name) as signals:
-        tuner.fit()
+    return _fit(tuner, config.name)
+
+
+def _fit(tuner: tune.Tuner, study_name: str) -> bool:
+    """Run ``tuner`` to its end; True if Ctrl-C interrupted it. A full disk ends it with a `RunError`."""
+    with _stoppable(study_name) as signals:
+        grid = tuner.fit()
+    for result in grid:
+        if (result.metrics or {}).get(DISK_FULL_ATTR):
+            raise RunError(
+                f"disk full: {result.metrics[DISK_FULL_ATTR]}; the study stopped with its trials at their last "
+                f"checkpoint: free space, then `msup study resume {study_name}`"
+            )
     return bool(signals.received)
 
 

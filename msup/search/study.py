@@ -27,7 +27,7 @@ import yaml
 from optuna.trial import TrialState
 
 from msup import failpoints
-from msup.errors import InputError, Preempted, RunError
+from msup.errors import InputError, RunError
 from msup.search.study_config import NAME_PATTERN, StudyConfig, load_study_config
 from msup.search.storage import default_storage_url, load_or_create, open_storage
 
@@ -206,7 +206,7 @@ def _run(config: StudyConfig, folder: Path, storage_url: str, address: str | Non
         start = time.time()
         try:
             interrupted = restore_tuner(config, restore, storage_url, address)
-        except Preempted:
+        except RunError:  # preempted, a full disk, no Ray: not a damaged experiment
             raise
         except Exception as exc:  # Ray raises many kinds for a damaged experiment; the Optuna storage still holds
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import resource
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,13 @@ from ray.tune import Callback
 from msup import failpoints
 from msup.artifact import save_model
 from msup.config import TrainConfig
-from msup.errors import InputError, RunError
+from msup.errors import InputError, RunError, is_disk_full
 from msup.search.searcher import CHECKPOINT_FILE, ERROR_ATTR, record_failure
 from msup.search.storage import open_storage
 from msup.train import Trainer
+
+
+DISK_FULL_ATTR = "disk_full"  # a trial's last result when it could not write its checkpoint or model file
 
 
 def run_trial(config: dict[str, Any]) -> None:
@@ -56,6 +61,13 @@ def run_trial(config: dict[str, Any]) -> None:
         failpoints.reach("trial.after_final_report")
     except (RunError, InputError) as exc:
         tune.report({ERROR_ATTR: f"{type(exc).__name__}: {exc}"})
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # Not the trial's fault: the driver ends the run (`StopOnFullDisk`) and the trial, unfinished, continues
+        # from its last checkpoint on `msup study resume` once there is space again.
+        tune.report({DISK_FULL_ATTR: f"{exc.strerror or exc} ({exc.filename or 'writing a checkpoint'})"})
+        threading.Event().wait()
 
 
 def limit_memory(limit_bytes: int) -> None:
@@ -85,6 +97,15 @@ def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+class StopOnFullDisk(Callback):
+    """Ends the Ray run as Ctrl-C does (state saved, trials resumable) when a trial found its disk full."""
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        stop_run = signal.getsignal(signal.SIGUSR1)  # Ray Tune's "end the run" handler while a run is going
+        if result.get(DISK_FULL_ATTR) and callable(stop_run):
+            stop_run(signal.SIGUSR1, None)
 
 
 class FailureRecorder(Callback):

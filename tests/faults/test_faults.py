@@ -11,6 +11,7 @@ they are the source of BENCHMARKS-faults.md.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import subprocess
@@ -329,3 +330,58 @@ def test_a_trial_the_dead_driver_had_only_begun_to_sample_is_not_lost(tmp_path):
     suggested = [searcher.suggest(f"ray-{i}")["optuna_trial"] for i in range(2)]
     assert suggested == [0, 1] and len(study.get_trials()) == 2
     assert all(not math.isnan(t.user_attrs["size_entropy_mib"]) for t in study.get_trials())
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 48 MiB tmpfs for the study folder, so that a write can really fail with ENOSPC."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk is full; returns it (delete it to free the space)."""
+    filler = disk / "filler"
+    block = b"\0" * 2**20
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(block)
+                out.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+@pytest.mark.parametrize("storage", ["in the study folder", "elsewhere"])
+def test_a_full_disk_stops_the_study_clearly_and_resume_finishes_once_space_is_freed(tmp_path, small_disk, storage):
+    runs, name, budget = small_disk / "runs", "full", 2
+    url = sqlite_url(tmp_path) if storage == "elsewhere" else None
+    path = write_study(tmp_path, name, trials=budget, max_concurrent=1, **({"storage": url} if url else {}))
+    points = tmp_path / "failpoints"
+    env = failpoint_env(runs, points, "trial.before_checkpoint@2=pause")  # trial 0's last epoch: model file next
+    with Driver(["study", "launch", str(path)], env, tmp_path / "launch.log") as driver:
+        wait_for_pause(points, "trial.before_checkpoint", 2, driver)
+        filler = fill(small_disk)
+        release(points, "trial.before_checkpoint", 2)
+        code = driver.wait(timeout=300)
+    output = driver.output()
+    assert code == 1, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    message = output.strip().splitlines()[-1]
+    assert message.startswith("msup: failed: disk full"), output[-3000:]
+    states = count_states(url or sqlite_url(runs / name), name)
+    assert _finished(states) < budget and states["FAIL"] == 0, states  # the full disk failed no trial
+
+    filler.unlink()
+    resumed = run_msup(["study", "resume", name], msup_env(runs))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    table = assert_consistent(runs / name, name, budget, storage=url).table
+    assert list(table["state"]) == ["COMPLETE"] * budget
+    record(f"study folder's disk full at a model-file write (storage {storage}), then resume", faults=1, lost=0,
+           duplicated=0, recovery_s=0.0)
