@@ -30,10 +30,12 @@ DISK_FULL_ATTR = "disk_full"  # a trial's last result when it could not write it
 def run_trial(config: dict[str, Any]) -> None:
     """Function trainable: resumes from Ray's last checkpoint, or from ``resume_from``, if there is one.
 
-    A failure of the training itself (diverged loss, bad config, missing data)
-    is reported as the trial's last result under ``error`` instead of raised,
-    so Ray does not retry something that fails the same way every time; a dying
-    worker still raises and is retried by Ray's ``FailureConfig``.
+    A failure of the training itself (diverged loss, bad config, missing data,
+    out of memory) is reported as the trial's last result under ``error``
+    instead of raised, so Ray does not retry something that fails the same way
+    every time; a dying worker still raises and is retried by Ray's
+    ``FailureConfig``. A full disk is reported under ``disk_full``: the driver
+    then stops the study, leaving the trial to continue on resume.
     """
     torch.set_num_threads(max(1, int(config.get("cpus", 1))))
     if config.get("memory_bytes"):
@@ -66,7 +68,7 @@ def run_trial(config: dict[str, Any]) -> None:
             raise
         # Not the trial's fault: the driver ends the run (`StopOnFullDisk`) and the trial, unfinished, continues
         # from its last checkpoint on `msup study resume` once there is space again.
-        tune.report({DISK_FULL_ATTR: f"{exc.strerror or exc} ({exc.filename or 'writing a checkpoint'})"})
+        tune.report({DISK_FULL_ATTR: f"{exc.strerror or exc} ({exc.filename or 'writing a checkpoint or model file'})"})
         threading.Event().wait()
 
 
