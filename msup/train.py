@@ -308,7 +308,8 @@ class Trainer:
 
 def _out_of_memory(exc: BaseException) -> bool:
     """CUDA's out-of-memory error, or the host allocator's refusal (a plain RuntimeError in torch)."""
-    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(exc)
+    text = str(exc)
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in text or "std::bad_alloc" in text
 
 
 def train(config: TrainConfig, on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:

@@ -14,8 +14,9 @@ Schema (paths are relative to the study file)::
     sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options
     pruner: {name: size_aware}        # see msup.search.pruning
     resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU);
-                                      # memory_gib: host memory a trial's process may hold (Ray schedules by
-                                      # it, and a trial that needs more fails with "out of memory")
+                                      # memory_gib: host memory a trial may allocate beyond its worker
+                                      # process's own (Ray schedules by it; a trial that needs more fails
+                                      # with "out of memory" instead of waking the kernel's OOM killer)
     storage: null                     # Optuna URL or journal file; null = sqlite runs/<name>/optuna.db
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import resource
 import signal
 import tempfile
@@ -24,6 +27,7 @@ from msup.search.storage import open_storage
 from msup.train import Trainer
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 DISK_FULL_ATTR = "disk_full"  # a trial's last result when it could not write its checkpoint or model file
 
 
@@ -39,6 +43,7 @@ def run_trial(config: dict[str, Any]) -> None:
     """
     torch.set_num_threads(max(1, int(config.get("cpus", 1))))
     if config.get("memory_bytes"):
+        gc.collect()  # what an earlier trial of this (reused) worker left
         limit_memory(int(config["memory_bytes"]))
     node = ray.get_runtime_context().get_node_id()  # which machine trained it, for cluster runs
     try:
@@ -72,11 +77,33 @@ def run_trial(config: dict[str, Any]) -> None:
         threading.Event().wait()
 
 
-def limit_memory(limit_bytes: int) -> None:
-    """Cap this worker's private memory (RLIMIT_DATA), so a trial that needs more fails with
-    "out of memory" instead of waking the kernel's OOM killer on a node that other trials share."""
+def limit_memory(trial_bytes: int) -> None:
+    """Let this trial allocate at most ``trial_bytes`` of private memory beyond what its worker holds now.
+
+    A trial that needs more fails with "out of memory" instead of waking the kernel's OOM
+    killer on a node that other trials share. The cap (RLIMIT_DATA, Linux) is set afresh for
+    each trial, so a reused worker's own growth does not eat into the next trial's share;
+    allocations of 1 MiB and more are mapped apart and unmapped when freed (glibc would
+    otherwise keep them in its heap), so a trial that ran out of memory gives it all back.
+    """
+    held = _private_bytes()
+    if held is None:
+        return
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit_bytes if hard == resource.RLIM_INFINITY else min(limit_bytes, hard), hard))
+    soft = held + trial_bytes
+    resource.setrlimit(resource.RLIMIT_DATA, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if hasattr(libc, "mallopt"):  # glibc
+        libc.mallopt(_M_MMAP_THRESHOLD, 2**20)
+
+
+def _private_bytes() -> int | None:
+    """This process's data segment as RLIMIT_DATA counts it (VmData), or None off Linux."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmData:")), None)
 
 
 def _final_metrics(trainer: Trainer, artifact_path: str) -> dict[str, float]:
