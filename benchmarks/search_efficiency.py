@@ -43,7 +43,8 @@ from ray.tune import Callback
 
 from analysis.pareto import hypervolume
 from msup.search.pruning import PrunerSpec, parse_pruner
-from msup.search.searcher import CURVE_ATTR, VALUES_ATTR
+from msup.search.ledger import curve_of
+from msup.search.searcher import VALUES_ATTR
 from msup.search.sizing import SizeCache
 from msup.search.storage import default_storage_url, open_storage
 from msup.search.study_config import StudyConfig, build_sampler, load_study_config
@@ -105,7 +106,7 @@ def run_msup(config: StudyConfig, folder: Path) -> tuple[list[Point], int, float
         launch(config, runs=folder)
     wall = time.perf_counter() - start
     study = optuna.load_study(study_name=config.name, storage=open_storage(default_storage_url(folder / config.name)))
-    trained = {t.number: max(map(int, t.user_attrs.get(CURVE_ATTR, {"0": 0}))) for t in study.trials}
+    trained = {t.number: max(curve_of(t.user_attrs), default=0) for t in study.trials}
     front = [Point(t.user_attrs[VALUES_ATTR], t.values[0], t.values[1], trained[t.number]) for t in study.best_trials]
     return front, sum(trained.values()), wall
 

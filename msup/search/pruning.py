@@ -37,9 +37,9 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from msup import failpoints
+from msup.search.ledger import PRUNED_ATTR, EpochIndex, StudyLedger, TrialRecord, driver_ledger
 
 SIZE_ATTR = "size"  # user attribute of a shadow trial: its size objective
-PRUNED_ATTR = "pruned_at_epoch"  # user attribute of a main trial: the epoch a pruner stopped it
 SHADOW_ATTR = "shadow_trial_id"  # user attribute of a main trial: its shadow trial's storage id
 
 
@@ -78,22 +78,26 @@ class SizeAwarePruner(BasePruner):
         self._min_gain = min_gain
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        """Optuna's interface: the peers are read from ``study`` (a whole-study read; the driver uses `decide`)."""
         step = trial.last_step
-        if step is None or step < self._n_warmup_steps:
+        if step is None:
             return False
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if len(completed) < self._n_startup_trials:
+        peers = EpochIndex()
+        for t in completed:
+            if step in t.intermediate_values and SIZE_ATTR in t.user_attrs:
+                peers.add(t.user_attrs[SIZE_ATTR], t.intermediate_values[step])
+        return self.decide(step, trial.user_attrs.get(SIZE_ATTR, math.inf), trial.intermediate_values[step],
+                           len(completed), peers)
+
+    def decide(self, step: int, size: float, accuracy: float, completed: int, peers: EpochIndex | None) -> bool:
+        """The rule, given the number of completed trials and their (size, accuracy) at ``step``."""
+        if step < self._n_warmup_steps or completed < self._n_startup_trials:
             return False
-        size = trial.user_attrs.get(SIZE_ATTR, math.inf)
-        accuracy = trial.intermediate_values[step]
-        front = [
-            (t.user_attrs[SIZE_ATTR], t.intermediate_values[step])
-            for t in completed
-            if step in t.intermediate_values and SIZE_ATTR in t.user_attrs
-        ]
-        peers = [peer_accuracy for peer_size, peer_accuracy in front if peer_size <= size]
-        if len(peers) >= self._min_peers and accuracy < np.percentile(peers, self._percentile):
+        no_larger = peers.peers(size) if peers is not None else np.empty(0)
+        if len(no_larger) >= self._min_peers and accuracy < np.percentile(no_larger, self._percentile):
             return True
+        front = peers.front() if peers is not None else []
         return self._min_gain > 0 and 0 < size < math.inf and front_gain(accuracy, size, front) < self._min_gain
 
 
@@ -188,10 +192,13 @@ def shadow_study_name(study_name: str) -> str:
 
 
 class PruningScheduler(FIFOScheduler):
-    """Ray Tune scheduler that asks an Optuna pruner, via the shadow study, after every epoch.
+    """Ray Tune scheduler: records every epoch's accuracy, then asks the configured pruner whether to stop.
 
-    Holds no state of its own: decisions and curves live in the Optuna storage,
-    so a restored experiment (whose scheduler starts afresh) keeps them.
+    Its state is the driver's `StudyLedger` (rebuilt from the storage when a
+    driver starts), so a restored experiment, whose scheduler starts afresh,
+    keeps every curve and decision. Per epoch report it writes one attribute
+    (the accuracy), plus, for an Optuna pruner, the shadow trial's intermediate
+    value; the size-aware pruner decides from the ledger's per-epoch index.
     """
 
     def __init__(self, storage_url: str, study_name: str, pruner: PrunerSpec, accuracy: str, size: str) -> None:
@@ -201,56 +208,78 @@ class PruningScheduler(FIFOScheduler):
         self._pruner_spec = pruner
         self._accuracy = accuracy
         self._size = size
-        self._studies: tuple[optuna.Study, optuna.Study] | None = None
+        self._pruner: BasePruner | None = None
+        self._ledger: StudyLedger | None = None
+        self._shadow: optuna.Study | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_studies": None}
+        return {**self.__dict__, "_ledger": None, "_shadow": None, "_pruner": None}
 
-    def _open(self) -> tuple[optuna.Study, optuna.Study]:
-        if self._studies is None:
+    def _open(self) -> StudyLedger:
+        if self._ledger is None:
             from msup.search.storage import open_storage
 
             storage = open_storage(self._storage_url)
             main = optuna.load_study(study_name=self._study_name, storage=storage)
-            shadow = optuna.create_study(
-                study_name=shadow_study_name(self._study_name), storage=storage, direction="maximize",
-                pruner=self._pruner_spec.build() or optuna.pruners.NopPruner(), load_if_exists=True,
-            )
-            self._studies = (main, shadow)
-        return self._studies
+            self._ledger = driver_ledger(self._storage_url, main, self._size)
+            self._pruner = self._pruner_spec.build()
+            if self._pruner is not None and not isinstance(self._pruner, SizeAwarePruner):
+                self._shadow = optuna.create_study(
+                    study_name=shadow_study_name(self._study_name), storage=storage, direction="maximize",
+                    pruner=self._pruner, load_if_exists=True,
+                )
+        return self._ledger
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         number, epoch = trial.config.get("optuna_trial"), result.get("epoch")
         accuracy = result.get(self._accuracy)
-        if number is None or epoch is None or accuracy is None:
+        if number is None or epoch is None or not isinstance(accuracy, (int, float)) or not math.isfinite(accuracy):
             return TrialScheduler.CONTINUE
-        main, shadow = self._open()
-        storage = main._storage
-        main_id = storage.get_trial_id_from_study_id_trial_number(main._study_id, number)
-        attrs = storage.get_trial(main_id).user_attrs
-        if PRUNED_ATTR in attrs:  # decided before a restart: stop again, never resurrect
+        ledger = self._open()
+        record = ledger.get(number)
+        if record.attrs.get(PRUNED_ATTR) is not None:  # decided before a restart: stop again, never resurrect
             return TrialScheduler.STOP
-        shadow_id = attrs.get(SHADOW_ATTR)
-        if shadow_id is None:
-            shadow_trial = shadow.ask()
-            sizes = trial.config["sizes"]  # the artifact size is known only after training: rank by entropy
-            shadow_trial.set_user_attr(SIZE_ATTR, sizes.get(self._size, sizes["size_entropy_mib"]))
-            shadow_trial.set_user_attr("main_trial", number)
-            shadow_id = shadow_trial._trial_id
-            storage.set_trial_user_attr(main_id, SHADOW_ATTR, shadow_id)
-        if storage.get_trial(shadow_id).state.is_finished():
+        if record.state.is_finished():  # a replay of a told trial: nothing new to learn
             return TrialScheduler.CONTINUE
-        storage.set_trial_intermediate_value(shadow_id, int(epoch), float(accuracy))
-        done = result.get("done") or int(epoch) >= int(trial.config["epochs"])
-        if done:
-            storage.set_trial_state_values(shadow_id, TrialState.COMPLETE, [float(accuracy)])
+        if record.size is None:  # asked outside this driver's searcher: its size comes with the Ray trial
+            sizes = trial.config["sizes"]
+            record.size = float(sizes.get(self._size, sizes["size_entropy_mib"]))
+        epoch, accuracy = int(epoch), float(accuracy)
+        final = bool(result.get("done")) or epoch >= int(trial.config["epochs"])
+        ledger.record_epoch(record, epoch, accuracy, final)
+        if self._pruner is None:
             return TrialScheduler.CONTINUE
-        if shadow.pruner.prune(shadow, storage.get_trial(shadow_id)):
-            storage.set_trial_user_attr(main_id, PRUNED_ATTR, int(epoch))
-            storage.set_trial_state_values(shadow_id, TrialState.PRUNED)
+        if isinstance(self._pruner, SizeAwarePruner):
+            stop = not final and self._pruner.decide(epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch))
+        else:
+            stop = self._ask_shadow(ledger, record, epoch, accuracy, final)
+        if stop:
+            ledger.set_attr(record, PRUNED_ATTR, epoch)
             failpoints.reach("scheduler.after_prune")
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+    def _ask_shadow(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, final: bool) -> bool:
+        """An Optuna pruner judges the curve as a single-objective shadow trial (Optuna's own cost per call)."""
+        assert self._shadow is not None
+        storage = self._shadow._storage
+        shadow_id = record.attrs.get(SHADOW_ATTR)
+        if shadow_id is None:
+            shadow_trial = self._shadow.ask()
+            shadow_trial.set_user_attr(SIZE_ATTR, record.size)
+            shadow_trial.set_user_attr("main_trial", record.number)
+            shadow_id = shadow_trial._trial_id
+            ledger.set_attr(record, SHADOW_ATTR, shadow_id)
+        elif storage.get_trial(shadow_id).state.is_finished():  # a replay after a restart: already judged
+            return False
+        storage.set_trial_intermediate_value(shadow_id, epoch, accuracy)
+        if final:
+            storage.set_trial_state_values(shadow_id, TrialState.COMPLETE, [accuracy])
+            return False
+        if self._shadow.pruner.prune(self._shadow, storage.get_trial(shadow_id)):
+            storage.set_trial_state_values(shadow_id, TrialState.PRUNED)
+            return True
+        return False
 
     def debug_string(self) -> str:
         return f"Using msup pruning scheduler ({self._pruner_spec.name})."

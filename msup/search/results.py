@@ -17,7 +17,8 @@ import pandas as pd
 
 from msup import failpoints
 
-from msup.search.searcher import CURVE_ATTR, ERROR_ATTR, RAY_ATTR, VALUES_ATTR
+from msup.search.ledger import curve_of
+from msup.search.searcher import ERROR_ATTR, RAY_ATTR, VALUES_ATTR
 
 _ATTR_COLUMNS = (
     "best_val_acc", "test_acc", "best_test_acc", "size_paper_mib", "size_entropy_mib",
@@ -49,7 +50,7 @@ def _param_order(name: str) -> tuple[int, str]:
 
 def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
     attrs = trial.user_attrs
-    curve = {int(epoch): value for epoch, value in attrs.get(CURVE_ATTR, {}).items()}
+    curve = curve_of(attrs)
     row: dict[str, Any] = {
         "trial": trial.number,
         "ray_trial_id": attrs.get(RAY_ATTR, ""),

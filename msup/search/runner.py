@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune import Callback
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 
 from msup import failpoints
 from msup.errors import Preempted, RunError
@@ -64,7 +64,7 @@ def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str,
             storage_path=str((folder / "ray").resolve()),
             failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[FailureRecorder(storage_url, config.name), StopOnFullDisk(), ProgressLine(config, num_samples)],
+            callbacks=[FailureRecorder(storage_url, config.name, config.size), StopOnFullDisk(), ProgressLine(config, num_samples)],
             verbose=0,
         ),
     )
@@ -135,8 +135,7 @@ def trial_dirname(trial: Any) -> str:
 
 
 def _scheduler(config: StudyConfig, storage_url: str) -> TrialScheduler:
-    if config.pruner.name == "none":
-        return FIFOScheduler()
+    """msup's scheduler always runs: it records every epoch's accuracy, and prunes if a pruner is set."""
     return PruningScheduler(storage_url, config.name, config.pruner, config.accuracy, config.size)
 
 

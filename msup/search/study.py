@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from msup import failpoints
 from msup.errors import InputError, RunError
+from msup.search.ledger import release_ledgers
 from msup.search.study_config import NAME_PATTERN, StudyConfig, load_study_config
 from msup.search.storage import default_storage_url, load_or_create, open_storage
 
@@ -74,6 +75,7 @@ def driver_lock(folder: Path) -> Iterator[None]:
         handle.flush()
         yield
     finally:
+        release_ledgers()  # the driver's in-memory view of the study is valid only while it holds the lock
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 

@@ -22,6 +22,7 @@ from msup import failpoints
 from msup.artifact import save_model
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError, is_disk_full
+from msup.search.ledger import driver_ledger
 from msup.search.searcher import CHECKPOINT_FILE, ERROR_ATTR, record_failure
 from msup.search.storage import open_storage
 from msup.train import Trainer
@@ -140,9 +141,10 @@ class StopOnFullDisk(Callback):
 class FailureRecorder(Callback):
     """Tells FAIL, with Ray's error message, for trials whose worker raised past all retries."""
 
-    def __init__(self, storage_url: str, study_name: str) -> None:
+    def __init__(self, storage_url: str, study_name: str, size: str) -> None:
         self._storage_url = storage_url
         self._study_name = study_name
+        self._size = size
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number = trial.config.get("optuna_trial")
@@ -151,4 +153,4 @@ class FailureRecorder(Callback):
         error = trial.get_error()
         message = str(error).strip().splitlines()[-1] if error else "the trial's worker failed"
         study = optuna.load_study(study_name=self._study_name, storage=open_storage(self._storage_url))
-        record_failure(study, number, message)
+        record_failure(driver_ledger(self._storage_url, study, self._size), number, message)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ from ray.tune.schedulers import TrialScheduler
 
 from analysis.pareto import hypervolume
 
+from msup.search.ledger import PRUNED_ATTR, release_ledgers
 from msup.search.pruning import (
-    PRUNED_ATTR,
     PRUNERS,
     SHADOW_ATTR,
     SIZE_ATTR,
@@ -249,10 +249,11 @@ class Storage:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Storage:
+def storage(tmp_path: Path) -> Iterator[Storage]:
     store = Storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     store.main()
-    return store
+    yield store
+    release_ledgers()
 
 
 def feed(scheduler: PruningScheduler, trial: FakeTrial, curve: Sequence[float], first_epoch: int = 1) -> list[str]:
@@ -322,8 +323,9 @@ def test_a_pruned_trial_stays_pruned_after_a_restart(storage: Storage) -> None:
     assert feed(before, good, GOOD[:3]) == [CONTINUE] * 3
     shadow_before = storage.shadow_of(weak)
 
-    assert pickle.loads(pickle.dumps(before))._studies is None  # Ray pickles it without connections
-    after = storage.scheduler(pruner)  # the restored driver's scheduler: remembers nothing
+    assert pickle.loads(pickle.dumps(before))._ledger is None  # Ray pickles it without connections
+    release_ledgers()  # a new driver process: nothing in memory
+    after = storage.scheduler(pruner)  # the restored driver's scheduler: rebuilds its ledger from the storage
     # The restored driver replays the weak trial from its last checkpoint, even with a strong score.
     assert after.on_trial_result(None, weak, {"epoch": 2, "val_acc": 0.99}) == STOP
     assert after.on_trial_result(None, weak, {"epoch": 3, "val_acc": 0.99}) == STOP

@@ -1,0 +1,181 @@
+"""The driver's in-memory ledger of a study: what its decisions need, without reading the study back.
+
+The searcher, the pruning scheduler and the results writer all need the same
+facts about every trial: its storage id, state, size, accuracy per epoch and
+whether a pruner stopped it. Reading them back from the Optuna storage at
+every epoch makes the driver's cost grow with the study; instead the ledger is
+built once from the storage when a driver starts (`StudyLedger.load`) and then
+kept current by the components that write: storage first, ledger second, so a
+restarted driver rebuilds the same ledger and makes the same decisions.
+
+Completed trials are also indexed by epoch and size (`EpochIndex`), which is
+what the size-aware pruner asks at every epoch report.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+# User attribute ``curve.<epoch>`` of a main trial: the accuracy after that epoch, one small write per epoch.
+# Not Optuna intermediate values: multi-objective TPE crashes on a PRUNED trial that has them.
+CURVE_PREFIX = "curve."
+LEGACY_CURVE_ATTR = "curve"  # studies written before per-epoch keys: one dict attribute, {"1": 0.41, ...}
+PRUNED_ATTR = "pruned_at_epoch"  # the epoch a pruner stopped the trial at
+SIZE_ATTRS = ("size_entropy_mib", "size_paper_mib", "dense_mib")
+
+
+def curve_of(attrs: Mapping[str, Any]) -> dict[int, float]:
+    """A trial's accuracy per epoch from its user attributes (either layout)."""
+    curve = {int(epoch): float(value) for epoch, value in attrs.get(LEGACY_CURVE_ATTR, {}).items()}
+    curve.update({int(key[len(CURVE_PREFIX):]): float(value) for key, value in attrs.items() if key.startswith(CURVE_PREFIX)})
+    return curve
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    trial_id: int
+    state: TrialState
+    attrs: dict[str, Any] = field(default_factory=dict)  # sizes, sampled values, decisions: as stored
+    curve: dict[int, float] = field(default_factory=dict)
+    size: float | None = None  # the size objective the pruner ranks by
+    trained: bool = False  # reported its final epoch: a peer of the size-aware pruner
+
+
+class EpochIndex:
+    """(size, accuracy) of the trained trials at one epoch: sorted by size, with their Pareto front.
+
+    ``peers(size)`` is a view of the accuracies of trials no larger than ``size``
+    (one binary search); ``front`` holds only non-dominated points (larger size,
+    higher accuracy, sorted by size), which is all `front_gain` needs besides
+    the largest size seen.
+    """
+
+    def __init__(self) -> None:
+        self._sizes = np.empty(0)
+        self._accuracies = np.empty(0)
+        self.front_sizes: list[float] = []
+        self.front_accuracies: list[float] = []
+        self.max_size = -math.inf
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def add(self, size: float, accuracy: float) -> None:
+        at = int(np.searchsorted(self._sizes, size, side="right"))
+        self._sizes = np.insert(self._sizes, at, size)
+        self._accuracies = np.insert(self._accuracies, at, accuracy)
+        self.max_size = max(self.max_size, size)
+        below = bisect.bisect_right(self.front_sizes, size)  # front points no larger than this one
+        if below and self.front_accuracies[below - 1] >= accuracy:
+            return  # dominated (or equalled) by a no-larger, no-less-accurate point
+        end = below
+        while end < len(self.front_sizes) and self.front_accuracies[end] <= accuracy:
+            end += 1  # points at least as large and no more accurate are now dominated
+        start = below - 1 if below and self.front_sizes[below - 1] == size else below
+        self.front_sizes[start:end] = [size]
+        self.front_accuracies[start:end] = [accuracy]
+
+    def peers(self, size: float) -> np.ndarray:
+        return self._accuracies[: int(np.searchsorted(self._sizes, size, side="right"))]
+
+    def front(self) -> list[tuple[float, float]]:
+        """The front, plus the largest size at accuracy 0 (it bounds `front_gain`'s range, adds no height)."""
+        points = list(zip(self.front_sizes, self.front_accuracies))
+        return points + [(self.max_size, 0.0)] if self.front_sizes and self.max_size > self.front_sizes[-1] else points
+
+
+class StudyLedger:
+    """Every trial of one study, in memory: built once from the storage, then appended to."""
+
+    def __init__(self, study: optuna.Study, size_key: str) -> None:
+        self.study = study
+        self.size_key = size_key
+        self.trials: dict[int, TrialRecord] = {}
+        self.unfinished: set[int] = set()  # numbers of the RUNNING trials: this driver's and orphans
+        self.by_epoch: dict[int, EpochIndex] = {}
+        self.trained = 0
+        for trial in study.get_trials(deepcopy=False):  # the one read of the whole study
+            self._add(trial)
+
+    def get(self, number: int) -> TrialRecord:
+        """The record of trial ``number``; one asked outside this driver is read from the storage once."""
+        record = self.trials.get(number)
+        if record is None:
+            storage = self.study._storage
+            record = self._add(storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)))
+        return record
+
+    def add_new(self, number: int, trial_id: int) -> TrialRecord:
+        """A trial this driver has just asked for."""
+        record = self.trials[number] = TrialRecord(number, trial_id, TrialState.RUNNING)
+        self.unfinished.add(number)
+        return record
+
+    def set_state(self, record: TrialRecord, state: TrialState) -> None:
+        """The state the storage was just told."""
+        record.state = state
+        if state.is_finished():
+            self.unfinished.discard(record.number)
+
+    def set_attr(self, record: TrialRecord, key: str, value: Any) -> None:
+        """Store a user attribute of a main trial: in the storage first, then here."""
+        self.study._storage.set_trial_user_attr(record.trial_id, key, value)
+        record.attrs[key] = value
+        if key == self.size_key or (key == "size_entropy_mib" and record.size is None):
+            record.size = float(value)
+
+    def record_epoch(self, record: TrialRecord, epoch: int, accuracy: float, final: bool) -> None:
+        """One epoch's accuracy: its own attribute (``curve.<epoch>``, one small write), then the indexes."""
+        self.study._storage.set_trial_user_attr(record.trial_id, f"{CURVE_PREFIX}{epoch}", accuracy)
+        record.curve[epoch] = accuracy
+        if final and not record.trained:
+            self._index(record)
+
+    def _add(self, trial: FrozenTrial) -> TrialRecord:
+        attrs = {k: v for k, v in trial.user_attrs.items() if not k.startswith(CURVE_PREFIX) and k != LEGACY_CURVE_ATTR}
+        size = attrs.get(self.size_key, attrs.get("size_entropy_mib"))
+        record = TrialRecord(trial.number, trial._trial_id, trial.state, attrs, curve_of(trial.user_attrs),
+                             None if size is None else float(size))
+        self.trials[trial.number] = record
+        if not trial.state.is_finished():
+            self.unfinished.add(trial.number)
+        if trial.state == TrialState.COMPLETE:
+            self._index(record)
+        return record
+
+    def _index(self, record: TrialRecord) -> None:
+        record.trained = True
+        self.trained += 1
+        if record.size is None:
+            return
+        for epoch, accuracy in record.curve.items():
+            self.by_epoch.setdefault(epoch, EpochIndex()).add(record.size, accuracy)
+
+
+_DRIVER_LEDGERS: dict[tuple[str, str], StudyLedger] = {}
+
+
+def driver_ledger(storage_url: str, study: optuna.Study, size_key: str) -> StudyLedger:
+    """The one ledger of ``study`` in this driver process, shared by its searcher and scheduler.
+
+    Ray pickles both (without their connections) into its experiment state and
+    restores them as new objects; they find the ledger here again.
+    """
+    key = (storage_url, study.study_name)
+    if key not in _DRIVER_LEDGERS:
+        _DRIVER_LEDGERS[key] = StudyLedger(study, size_key)
+    return _DRIVER_LEDGERS[key]
+
+
+def release_ledgers() -> None:
+    """Forget every ledger (a driver ends): the next one is rebuilt from the storage."""
+    _DRIVER_LEDGERS.clear()
