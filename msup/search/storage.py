@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -45,9 +47,13 @@ def open_storage(url: str) -> BaseStorage:
     """
     shown, url = redact(url), os.path.expandvars(url)
     if "://" in url:
-        engine = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+        sqlite = url.startswith("sqlite")
+        engine = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}} if sqlite else {}
         try:
-            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=None)
+            storage = RDBStorage(url, engine_kwargs=engine, heartbeat_interval=None)
+            if sqlite:
+                _write_ahead(storage)
+            return storage
         except (ImportError, ModuleNotFoundError) as exc:
             raise InputError(f"storage {shown!r}: the database driver is not installed ({exc})") from None
         except Exception as exc:  # sqlalchemy's connection errors have no common public base
@@ -56,6 +62,24 @@ def open_storage(url: str) -> BaseStorage:
     if not path.parent.is_dir():
         raise InputError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _write_ahead(storage: RDBStorage) -> None:
+    """SQLite in write-ahead-log mode, synced at checkpoints: a commit costs ~0.1 ms instead of an fsync.
+
+    A crash of any process loses nothing committed; only a power loss or an OS
+    crash can lose the last commits. WAL needs a local disk (not NFS), which is
+    where msup's default SQLite file lives.
+    """
+
+    def pragmas(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # connections opened before the listener get it too
 
 
 def load_or_create(storage: BaseStorage, name: str, metric_names: list[str], sampler: optuna.samplers.BaseSampler) -> optuna.Study:

@@ -27,6 +27,7 @@ from studykit import (
 )
 
 from msup.cli import main
+from msup.search.ledger import curve_of
 from msup.search.searcher import StudySearcher
 from msup.search.storage import load_or_create, open_storage
 from msup.search.study_config import load_study_config
@@ -148,8 +149,8 @@ def test_a_killed_trial_worker_continues_from_its_last_checkpoint(tmp_path):
     after = [r["epoch"] for r in results if r["pid"] != killed]
     assert before == [1, 2, 3]
     assert after == [4, 5]  # went on from the epoch-3 checkpoint, not from epoch 1
-    curve = load_trials(sqlite_url(runs / name), name)[0].user_attrs["curve"]
-    assert sorted(map(int, curve)) == list(range(1, epochs + 1))
+    curve = curve_of(load_trials(sqlite_url(runs / name), name)[0].user_attrs)
+    assert sorted(curve) == list(range(1, epochs + 1))
     record("SIGKILL of a trial's worker after its third epoch", faults=1, lost=0, duplicated=0,
            recovery_s=round(time.monotonic() - start, 1), resumed_at_epoch=after[0])
 

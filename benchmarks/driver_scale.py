@@ -1,0 +1,175 @@
+"""What the driver costs per call as a study grows: suggest, epoch report, completion.
+
+The real `StudySearcher` and `PruningScheduler` of `studies/digits.yaml` (its
+search space, its size-aware pruner) are driven directly, as Ray Tune's
+controller calls them, with synthetic accuracy curves instead of training and
+no Ray workers: what is timed is the driver's own work and its storage round
+trips. The sampler is wrapped so that its own time (Optuna's ask and sampling)
+is shown apart from msup's share of ``suggest``.
+
+Prints, per window of trials, the mean milliseconds per call, and writes the
+rows as JSON lines when ``--out`` is given:
+
+    python benchmarks/driver_scale.py --sampler random --trials 10000 [--storage postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.samplers import BaseSampler
+
+from msup.search.ledger import release_ledgers
+from msup.search.pruning import PruningScheduler
+from msup.search.searcher import StudySearcher
+from msup.search.storage import load_or_create, open_storage
+from msup.search.study_config import build_sampler, load_study_config
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "digits.yaml"
+WINDOWS = (0, 100, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000)
+
+
+class TimedSampler(BaseSampler):
+    """Delegates to ``inner`` and adds up the seconds it spends: the sampler's own share of a suggest."""
+
+    def __init__(self, inner: BaseSampler) -> None:
+        self.inner, self.seconds = inner, 0.0
+
+    def _timed(self, name: str, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return getattr(self.inner, name)(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+        return self._timed("infer_relative_search_space", study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        return self._timed("sample_relative", study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        return self._timed("sample_independent", study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
+        return self._timed("before_trial", study, trial)
+
+    def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
+        return self._timed("after_trial", study, trial, state, values)
+
+
+@dataclass
+class RayTrial:
+    """What the scheduler reads of a Ray trial."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Window:
+    start: int
+    end: int
+    suggest_ms: list[float] = field(default_factory=list)
+    sampler_ms: list[float] = field(default_factory=list)
+    report_ms: list[float] = field(default_factory=list)
+    complete_ms: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
+        suggest, sampler = mean(self.suggest_ms), mean(self.sampler_ms)
+        return {"trials": f"{self.start + 1}-{self.end}", "suggest_ms": suggest, "sampler_ms": sampler,
+                "msup_suggest_ms": suggest - sampler, "report_ms": mean(self.report_ms),
+                "complete_ms": mean(self.complete_ms), "reports": len(self.report_ms)}
+
+
+def curve(rng: random.Random, epochs: int) -> list[float]:
+    top, speed = rng.uniform(0.2, 0.98), rng.uniform(0.5, 4.0)
+    return [max(0.0, min(1.0, top * (1 - math.exp(-e / speed)) + rng.gauss(0, 0.01))) for e in range(1, epochs + 1)]
+
+
+def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, seed: int) -> list[dict[str, Any]]:
+    config = load_study_config(STUDY, name=f"scale-{sampler_name}-{seed}-{int(time.time())}", trials=trials)
+    with tempfile.TemporaryDirectory() as folder:
+        url = storage_url or f"sqlite:///{Path(folder) / 'optuna.db'}"
+        spec = config.sampler if sampler_name == config.sampler["name"] else {"name": sampler_name}
+        sampler = TimedSampler(build_sampler({**spec, "seed": seed}))
+        searcher = StudySearcher(config, url, folder)
+        searcher._study = load_or_create(open_storage(url), config.name, [config.accuracy, config.size], sampler)
+        scheduler = PruningScheduler(url, config.name, config.pruner, config.accuracy, config.size)
+        rng = random.Random(seed)
+        edges = [w for w in WINDOWS if w < trials] + [trials]
+        windows = [Window(a, b) for a, b in zip(edges, edges[1:])]
+        for number in range(trials):
+            window = next(w for w in windows if w.start <= number < w.end)
+            before, start = sampler.seconds, time.perf_counter()
+            config_of = searcher.suggest(f"t{number}")
+            window.suggest_ms.append(1e3 * (time.perf_counter() - start))
+            window.sampler_ms.append(1e3 * (sampler.seconds - before))
+            trial, result = RayTrial(config_of), {}
+            for epoch, accuracy in enumerate(curve(rng, epochs), start=1):
+                result = {"epoch": epoch, "val_acc": accuracy, **config_of["sizes"]}
+                if epoch == epochs:
+                    result.update(test_acc=accuracy, best_test_acc=accuracy, wall_s=1.0, size_artifact_bytes=1000)
+                start = time.perf_counter()
+                decision = scheduler.on_trial_result(None, trial, result)
+                if decision == "CONTINUE":
+                    searcher.on_trial_result(f"t{number}", result)
+                window.report_ms.append(1e3 * (time.perf_counter() - start))
+                if decision == "STOP":
+                    break
+            start = time.perf_counter()
+            searcher.on_trial_complete(f"t{number}", result)
+            window.complete_ms.append(1e3 * (time.perf_counter() - start))
+        if storage_url:  # a shared server: leave nothing behind
+            storage = open_storage(url)
+            for name in set(optuna.get_all_study_names(storage)) & {config.name, f"{config.name}.pruning"}:
+                optuna.delete_study(study_name=name, storage=storage)
+        release_ledgers()
+    return [w.row() for w in windows]
+
+
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| trials | suggest ms | sampler ms | msup's suggest ms | epoch report ms | completion ms |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['trials']} | {r['suggest_ms']:.2f} | {r['sampler_ms']:.2f} | {r['msup_suggest_ms']:.2f} "
+                     f"| {r['report_ms']:.3f} | {r['complete_ms']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sampler", default="random", choices=("random", "nsga2", "tpe", "gp"))
+    parser.add_argument("--trials", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--storage", help="an Optuna database URL (default: a fresh SQLite file)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="append the rows as JSON lines")
+    args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = time.perf_counter()
+    rows = run(args.sampler, args.trials, args.epochs, args.storage, args.seed)
+    backend = "postgresql" if args.storage and args.storage.startswith("postgres") else "sqlite"
+    print(f"{args.sampler} on {backend}, {args.trials} trials x {args.epochs} epochs, "
+          f"{time.perf_counter() - start:.0f} s")
+    print(markdown(rows))
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps({"sampler": args.sampler, "backend": backend, **row}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
