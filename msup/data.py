@@ -11,6 +11,9 @@ selection.
   holding ``cifar-10-batches-py/`` or ``cifar-100-python/``.
 - ``imagenet``: `torchvision.datasets.ImageFolder`; ``data_dir`` holds
   ``train/`` and ``val/`` (the latter serves as the test split).
+- ``synthetic-cifar``: 2,560 + 512 random CIFAR-shaped images made on the spot
+  (fixed seed, no files), augmented as CIFAR is: for speed measurements
+  (`benchmarks/gpu_packing.py`), never for accuracy.
 
 ``data_dir=None`` means `default_data_dir()` (``$MSUP_DATA`` or
 ``~/.cache/msup/data``; ImageNet under its ``imagenet/`` subfolder). Small sets
@@ -34,6 +37,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SEED = 20220717
 DEFAULT_VAL_FRACTION = 0.2
 DIGITS_TEST_SIZE = 360
+SYNTHETIC_POOL, SYNTHETIC_TEST = 2560, 512
 CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
 CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -60,6 +64,8 @@ _DATASETS = {
         DatasetInfo("cifar10", (3, 32, 32), 10, "CIFAR-10 (torchvision download)", 50000, True),
         DatasetInfo("cifar100", (3, 32, 32), 100, "CIFAR-100 (torchvision download)", 50000, True),
         DatasetInfo("imagenet", (3, 224, 224), 1000, "ImageNet in ImageFolder layout (user-provided)"),
+        DatasetInfo("synthetic-cifar", (3, 32, 32), 10, "random CIFAR-shaped images, for speed measurements",
+                    SYNTHETIC_POOL),
     )
 }
 
@@ -196,6 +202,12 @@ def _tensor_dataset(
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
         test, pool = order[:DIGITS_TEST_SIZE].sort().values, order[DIGITS_TEST_SIZE:].sort().values
         return images[pool], labels[pool], images[test], labels[test]
+    if info.name == "synthetic-cifar":
+        generator = torch.Generator().manual_seed(SPLIT_SEED)
+        images = torch.randint(0, 256, (SYNTHETIC_POOL + SYNTHETIC_TEST, *info.input_shape), generator=generator,
+                               dtype=torch.uint8)
+        labels = torch.randint(0, info.num_classes, (len(images),), generator=generator)
+        return images[:SYNTHETIC_POOL], labels[:SYNTHETIC_POOL], images[SYNTHETIC_POOL:], labels[SYNTHETIC_POOL:]
     root = _resolve_dir(info, data_dir, download)
     reader = _cifar_reader(info.name, verify)
     try:
@@ -231,7 +243,7 @@ def _normalisation(info: DatasetInfo, train_images: torch.Tensor) -> tuple[float
     if info.name == "digits":  # pixel values 0..16; statistics of the training images
         scaled = train_images.float() / 16
         return 1 / 16, (scaled.mean().item(),), (scaled.std().item(),)
-    return 1 / 255, CIFAR_MEAN[info.name], CIFAR_STD[info.name]
+    return 1 / 255, CIFAR_MEAN.get(info.name, CIFAR_MEAN["cifar10"]), CIFAR_STD.get(info.name, CIFAR_STD["cifar10"])
 
 
 def _imagenet_splits(

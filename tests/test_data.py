@@ -139,3 +139,12 @@ def test_image_folder_needs_train_and_val(tmp_path):
     _write_image_folder(tmp_path, "train", 2)
     with pytest.raises(InputError, match="val"):
         load_splits("imagenet", batch_size=2, data_dir=tmp_path)
+
+
+def test_synthetic_cifar_is_fixed_and_cifar_shaped():
+    a = load_splits("synthetic-cifar", batch_size=128, seed=0)
+    b = load_splits("synthetic-cifar", batch_size=128, seed=1)
+    assert (a.train.num_samples, a.val.num_samples, a.test.num_samples) == (2048, 512, 512)
+    x, y = next(iter(a.train))
+    assert x.shape == (128, 3, 32, 32) and x.dtype == torch.float32 and int(y.max()) < 10
+    assert torch.equal(_everything(a.test)[0], _everything(b.test)[0])
