@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import optuna
 import ray
 from ray import tune
 from ray.tune import Callback
@@ -25,6 +26,7 @@ from msup.search.trainable import DISK_FULL_ATTR, FailureRecorder, StopOnFullDis
 
 # A worker that dies (preemption, OOM kill) is restarted from its last checkpoint this often.
 MAX_WORKER_FAILURES = 2
+TABLES_EVERY_S = 30.0  # trials.csv is refreshed at most this often while a study runs
 
 
 def connect(address: str | None) -> None:
@@ -64,7 +66,11 @@ def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str,
             storage_path=str((folder / "ray").resolve()),
             failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[FailureRecorder(storage_url, config.name, config.size), StopOnFullDisk(), ProgressLine(config, num_samples)],
+            callbacks=[
+                FailureRecorder(storage_url, config.name, config.size), StopOnFullDisk(),
+                TablesRefresh(storage_url, config.name, str(folder.resolve()), config.accuracy),
+                ProgressLine(config, num_samples),
+            ],
             verbose=0,
         ),
     )
@@ -137,6 +143,35 @@ def trial_dirname(trial: Any) -> str:
 def _scheduler(config: StudyConfig, storage_url: str) -> TrialScheduler:
     """msup's scheduler always runs: it records every epoch's accuracy, and prunes if a pruner is set."""
     return PruningScheduler(storage_url, config.name, config.pruner, config.accuracy, config.size)
+
+
+class TablesRefresh(Callback):
+    """Rewrites ``trials.csv`` / ``trials.parquet`` as trials finish, at most once per ``every_s``.
+
+    A user can watch the tables while a study runs; their cost (one read of the
+    study) stays bounded by the rate, not by the number of finished trials.
+    """
+
+    def __init__(self, storage_url: str, study_name: str, folder: str, accuracy: str, every_s: float = TABLES_EVERY_S) -> None:
+        self._storage_url, self._study_name, self._folder, self._accuracy = storage_url, study_name, folder, accuracy
+        self._every_s = every_s
+        self._written = time.monotonic()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._maybe_write()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._maybe_write()
+
+    def _maybe_write(self) -> None:
+        if time.monotonic() - self._written < self._every_s:
+            return
+        from msup.search.results import write_tables
+        from msup.search.storage import open_storage
+
+        study = optuna.load_study(study_name=self._study_name, storage=open_storage(self._storage_url))
+        write_tables(study, Path(self._folder), self._accuracy)
+        self._written = time.monotonic()
 
 
 class ProgressLine(Callback):
