@@ -11,6 +11,14 @@ Prints, per window of trials, the mean milliseconds per call, and writes the
 rows as JSON lines when ``--out`` is given:
 
     python benchmarks/driver_scale.py --sampler random --trials 10000 [--storage postgresql://...]
+
+``--ray`` runs a real Ray Tune study of synthetic trials instead (no torch: a
+curve and a short sleep per epoch) through msup's searcher, scheduler,
+callbacks and storage on logical CPUs, and compares its wall time with the
+theoretical minimum (trained epochs x sleep / concurrency), like Ray's own
+bookkeeping release test:
+
+    python benchmarks/driver_scale.py --ray --trials 2000 --epochs 10 --epoch-s 0.1 --concurrency 16
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +148,54 @@ def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, se
     return [w.row() for w in windows]
 
 
+def synthetic_trial(config: dict[str, Any], epoch_s: float) -> None:
+    """A trainable without torch: a synthetic accuracy curve, one short sleep per epoch."""
+    import math as m
+    import random as r
+    import time as t
+
+    from ray import tune
+
+    rng = r.Random(config["optuna_trial"])
+    top, speed = rng.uniform(0.2, 0.98), rng.uniform(0.5, 4.0)
+    for epoch in range(1, config["epochs"] + 1):
+        t.sleep(epoch_s)
+        report = {"epoch": epoch, "val_acc": top * (1 - m.exp(-epoch / speed)), **config["sizes"]}
+        if epoch == config["epochs"]:
+            report.update(test_acc=report["val_acc"], best_test_acc=report["val_acc"], wall_s=epoch * epoch_s,
+                          size_artifact_bytes=1000)
+        tune.report(report)
+
+
+def ray_run(trials: int, epochs: int, epoch_s: float, concurrency: int, sampler_name: str) -> dict[str, Any]:
+    """A real Ray Tune run through msup's searcher, scheduler, callbacks and storage, on logical CPUs."""
+    import ray
+    from ray import tune
+
+    from msup.search.runner import start_tuner
+
+    config = load_study_config(STUDY, name=f"ray-scale-{int(time.time())}", trials=trials)
+    train = {**config.train, "optim": {**config.train.get("optim", {}), "epochs": epochs}}
+    config = dataclass_replace(config, train=train, max_concurrent=concurrency, sampler={"name": sampler_name, "seed": 0})
+    ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with tempfile.TemporaryDirectory() as folder_name:
+        folder = Path(folder_name)
+        url = f"sqlite:///{folder / 'optuna.db'}"
+        load_or_create(open_storage(url), config.name, [config.accuracy, config.size], config.build_sampler())
+        start = time.perf_counter()
+        start_tuner(config, folder, "run-1", url, None, trials, trainable=tune.with_parameters(synthetic_trial, epoch_s=epoch_s))
+        wall_s = time.perf_counter() - start
+        study = optuna.load_study(study_name=config.name, storage=url)
+        trained = sum(len([k for k in t.user_attrs if k.startswith("curve.")]) for t in study.trials)
+        states = [t.state.name for t in study.trials]
+    ray.shutdown()
+    release_ledgers()
+    minimum_s = trained * epoch_s / concurrency
+    return {"trials": trials, "concurrency": concurrency, "epoch_s": epoch_s, "trained_epochs": trained,
+            "wall_s": wall_s, "theoretical_min_s": minimum_s, "ratio": wall_s / minimum_s,
+            "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "fail": states.count("FAIL")}
+
+
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["| trials | suggest ms | sampler ms | msup's suggest ms | epoch report ms | completion ms |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -156,8 +213,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--storage", help="an Optuna database URL (default: a fresh SQLite file)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="append the rows as JSON lines")
+    parser.add_argument("--ray", action="store_true", help="a real Ray Tune run of synthetic trials instead")
+    parser.add_argument("--epoch-s", type=float, default=0.1, help="--ray: seconds each synthetic epoch sleeps")
+    parser.add_argument("--concurrency", type=int, default=16, help="--ray: trials at once (logical CPUs)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.ray:
+        row = ray_run(args.trials, args.epochs, args.epoch_s, args.concurrency, args.sampler)
+        print(json.dumps(row))
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"ray": True, "sampler": args.sampler, **row}) + "\n")
+        return 0
     start = time.perf_counter()
     rows = run(args.sampler, args.trials, args.epochs, args.storage, args.seed)
     backend = "postgresql" if args.storage and args.storage.startswith("postgres") else "sqlite"

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,12 +47,18 @@ def connect(address: str | None) -> None:
         raise RunError(f"cannot connect to Ray at {address or 'a new local instance'}: {exc}") from None
 
 
-def start_tuner(config: StudyConfig, folder: Path, label: str, storage_url: str, address: str | None, num_samples: int) -> bool:
-    """A new Ray Tune run of ``num_samples`` trials; True if Ctrl-C interrupted it."""
+def start_tuner(
+    config: StudyConfig, folder: Path, label: str, storage_url: str, address: str | None, num_samples: int,
+    trainable: Callable[[dict[str, Any]], None] = run_trial,
+) -> bool:
+    """A new Ray Tune run of ``num_samples`` trials; True if Ctrl-C interrupted it.
+
+    ``trainable`` is msup's `run_trial`; benchmarks of the driver pass a synthetic one.
+    """
     connect(address)
     searcher = StudySearcher(config, storage_url, str(folder.resolve()))
     tuner = tune.Tuner(
-        tune.with_resources(run_trial, config.ray_resources),
+        tune.with_resources(trainable, config.ray_resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=_scheduler(config, storage_url),
