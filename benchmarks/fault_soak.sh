@@ -20,7 +20,11 @@ for run in $(seq "$runs"); do
     if out=$(pytest -m faults -q -p no:cacheprovider 2>&1); then status=passed; else status=FAILED; failures=$((failures + 1)); fi
     summary=$(printf '%s\n' "$out" | tail -n 1)
     echo "run $run/$runs: $status in $(( $(date +%s) - start )) s ($summary)"
-    [ "$status" = passed ] || printf '%s\n' "$out" | grep -E "^(FAILED|ERROR)" | sed 's/^/    /'
+    if [ "$status" != passed ]; then
+        printf '%s\n' "$out" | grep -E "^(FAILED|ERROR)" | sed 's/^/    /'
+        printf '%s\n' "$out" > "fault-soak-run-$run.log"
+        echo "    full output: fault-soak-run-$run.log"
+    fi
 done
 echo "soak: $failures failure(s) in $runs runs under $load CPU-bound load process(es)"
 [ "$failures" -eq 0 ]

@@ -26,7 +26,7 @@ from msup.search.trainable import DISK_FULL_ATTR, FailureRecorder, StopOnFullDis
 
 # A worker that dies (preemption, OOM kill) is restarted from its last checkpoint this often.
 MAX_WORKER_FAILURES = 2
-TABLES_EVERY_S = 30.0  # trials.csv is refreshed at most this often while a study runs
+TABLES_ENV, TABLES_EVERY_S = "MSUP_TABLES_EVERY_S", 30.0  # trials.csv refreshed at most this often while a study runs
 
 
 def connect(address: str | None) -> None:
@@ -152,15 +152,16 @@ def _scheduler(config: StudyConfig, storage_url: str) -> TrialScheduler:
 
 
 class TablesRefresh(Callback):
-    """Rewrites ``trials.csv`` / ``trials.parquet`` as trials finish, at most once per ``every_s``.
+    """Rewrites ``trials.csv`` / ``trials.parquet`` as trials finish, at most once per ``every_s``
+    (``$MSUP_TABLES_EVERY_S``, default 30 s).
 
     A user can watch the tables while a study runs; their cost (one read of the
     study) stays bounded by the rate, not by the number of finished trials.
     """
 
-    def __init__(self, storage_url: str, study_name: str, folder: str, accuracy: str, every_s: float = TABLES_EVERY_S) -> None:
+    def __init__(self, storage_url: str, study_name: str, folder: str, accuracy: str, every_s: float | None = None) -> None:
         self._storage_url, self._study_name, self._folder, self._accuracy = storage_url, study_name, folder, accuracy
-        self._every_s = every_s
+        self._every_s = float(os.environ.get(TABLES_ENV, TABLES_EVERY_S)) if every_s is None else every_s
         self._written = time.monotonic()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
