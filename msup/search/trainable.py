@@ -138,8 +138,18 @@ class StopOnFullDisk(Callback):
             stop_run(signal.SIGUSR1, None)
 
 
+# Ray's words when its saved experiment state names a checkpoint it has since deleted (it keeps one per trial,
+# and saves its state every 10 s or more): nothing is wrong with the trial, only Ray cannot restore it.
+RAY_CHECKPOINT_GONE = "Could not recover from checkpoint as it does not exist"
+
+
 class FailureRecorder(Callback):
-    """Tells FAIL, with Ray's error message, for trials whose worker raised past all retries."""
+    """Tells FAIL, with Ray's error message, for trials whose worker raised past all retries.
+
+    A trial Ray could not restore after a crash of the driver is left unfinished instead:
+    the next run of `msup study resume` adopts it and continues it from its newest
+    checkpoint on disk (`StudySearcher`'s orphan path).
+    """
 
     def __init__(self, storage_url: str, study_name: str, size: str) -> None:
         self._storage_url = storage_url
@@ -151,6 +161,8 @@ class FailureRecorder(Callback):
         if number is None:
             return
         error = trial.get_error()
+        if RAY_CHECKPOINT_GONE in str(error):
+            return
         message = str(error).strip().splitlines()[-1] if error else "the trial's worker failed"
         study = optuna.load_study(study_name=self._study_name, storage=open_storage(self._storage_url))
         record_failure(driver_ledger(self._storage_url, study, self._size), number, message)
