@@ -66,9 +66,6 @@ class EpochIndex:
         self.front_accuracies: list[float] = []
         self.max_size = -math.inf
 
-    def __len__(self) -> int:
-        return len(self._sizes)
-
     def add(self, size: float, accuracy: float) -> None:
         at = int(np.searchsorted(self._sizes, size, side="right"))
         self._sizes = np.insert(self._sizes, at, size)
@@ -130,8 +127,8 @@ class StudyLedger:
         """Store a user attribute of a main trial: in the storage first, then here."""
         self.study._storage.set_trial_user_attr(record.trial_id, key, value)
         record.attrs[key] = value
-        if key == self.size_key or (key == "size_entropy_mib" and record.size is None):
-            record.size = float(value)
+        if key in (self.size_key, "size_entropy_mib"):
+            record.size = self._size_from(record.attrs)
 
     def record_epoch(self, record: TrialRecord, epoch: int, accuracy: float, final: bool) -> None:
         """One epoch's accuracy: its own attribute (``curve.<epoch>``, one small write), then the indexes."""
@@ -142,15 +139,19 @@ class StudyLedger:
 
     def _add(self, trial: FrozenTrial) -> TrialRecord:
         attrs = {k: v for k, v in trial.user_attrs.items() if not k.startswith(CURVE_PREFIX) and k != LEGACY_CURVE_ATTR}
-        size = attrs.get(self.size_key, attrs.get("size_entropy_mib"))
         record = TrialRecord(trial.number, trial._trial_id, trial.state, attrs, curve_of(trial.user_attrs),
-                             None if size is None else float(size))
+                             self._size_from(attrs))
         self.trials[trial.number] = record
         if not trial.state.is_finished():
             self.unfinished.add(trial.number)
         if trial.state == TrialState.COMPLETE:
             self._index(record)
         return record
+
+    def _size_from(self, attrs: Mapping[str, Any]) -> float | None:
+        """The size objective; the artifact size is known only after training, so rank by entropy until then."""
+        size = attrs.get(self.size_key, attrs.get("size_entropy_mib"))
+        return None if size is None else float(size)
 
     def _index(self, record: TrialRecord) -> None:
         record.trained = True

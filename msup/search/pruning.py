@@ -90,15 +90,14 @@ class SizeAwarePruner(BasePruner):
         return self.decide(step, trial.user_attrs.get(SIZE_ATTR, math.inf), trial.intermediate_values[step],
                            len(completed), peers)
 
-    def decide(self, step: int, size: float, accuracy: float, completed: int, peers: EpochIndex | None) -> bool:
+    def decide(self, step: int, size: float, accuracy: float, completed: int, peers: EpochIndex) -> bool:
         """The rule, given the number of completed trials and their (size, accuracy) at ``step``."""
         if step < self._n_warmup_steps or completed < self._n_startup_trials:
             return False
-        no_larger = peers.peers(size) if peers is not None else np.empty(0)
+        no_larger = peers.peers(size)
         if len(no_larger) >= self._min_peers and accuracy < np.percentile(no_larger, self._percentile):
             return True
-        front = peers.front() if peers is not None else []
-        return self._min_gain > 0 and 0 < size < math.inf and front_gain(accuracy, size, front) < self._min_gain
+        return self._min_gain > 0 and 0 < size < math.inf and front_gain(accuracy, size, peers.front()) < self._min_gain
 
 
 def front_gain(accuracy: float, size: float, front: Sequence[tuple[float, float]]) -> float:
@@ -250,7 +249,8 @@ class PruningScheduler(FIFOScheduler):
         if self._pruner is None:
             return TrialScheduler.CONTINUE
         if isinstance(self._pruner, SizeAwarePruner):
-            stop = not final and self._pruner.decide(epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch))
+            stop = not final and self._pruner.decide(
+                epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch) or EpochIndex())
         else:
             stop = self._ask_shadow(ledger, record, epoch, accuracy, final)
         if stop:

@@ -22,7 +22,7 @@ from msup.errors import Preempted, RunError
 from msup.search.pruning import PruningScheduler
 from msup.search.searcher import StudySearcher
 from msup.search.study_config import StudyConfig
-from msup.search.trainable import DISK_FULL_ATTR, FailureRecorder, StopOnFullDisk, run_trial
+from msup.search.trainable import DISK_FULL_ATTR, FailureRecorder, run_trial
 
 # A worker that dies (preemption, OOM kill) is restarted from its last checkpoint this often.
 MAX_WORKER_FAILURES = 2
@@ -116,10 +116,25 @@ class _StopSignals:
     def handle(self, signum: int, frame: Any) -> None:
         again = signum in self.received
         self.received.append(signum)
-        stop_run = signal.getsignal(signal.SIGUSR1)  # Ray Tune's "end the run" handler while a run is going
-        if again or not callable(stop_run):
+        if again or not _end_ray_run():
             raise KeyboardInterrupt
-        stop_run(signum, frame)
+
+
+def _end_ray_run() -> bool:
+    """Ask the Ray Tune run in progress to end as Ctrl-C does; False if none is going."""
+    stop_run = signal.getsignal(signal.SIGUSR1)  # Ray Tune installs it while a run is going
+    if not callable(stop_run):
+        return False
+    stop_run(signal.SIGUSR1, None)
+    return True
+
+
+class StopOnFullDisk(Callback):
+    """Ends the Ray run as Ctrl-C does (state saved, trials resumable) when a trial found its disk full."""
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        if result.get(DISK_FULL_ATTR):
+            _end_ray_run()
 
 
 @contextmanager

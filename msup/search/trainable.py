@@ -6,7 +6,6 @@ import ctypes
 import ctypes.util
 import gc
 import resource
-import signal
 import tempfile
 import threading
 from pathlib import Path
@@ -72,7 +71,7 @@ def run_trial(config: dict[str, Any]) -> None:
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        # Not the trial's fault: the driver ends the run (`StopOnFullDisk`) and the trial, unfinished, continues
+        # Not the trial's fault: the driver ends the run (`runner.StopOnFullDisk`) and the trial, unfinished, continues
         # from its last checkpoint on `msup study resume` once there is space again.
         tune.report({DISK_FULL_ATTR: f"{exc.strerror or exc} ({exc.filename or 'writing a checkpoint or model file'})"})
         threading.Event().wait()
@@ -127,15 +126,6 @@ def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-
-
-class StopOnFullDisk(Callback):
-    """Ends the Ray run as Ctrl-C does (state saved, trials resumable) when a trial found its disk full."""
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        stop_run = signal.getsignal(signal.SIGUSR1)  # Ray Tune's "end the run" handler while a run is going
-        if result.get(DISK_FULL_ATTR) and callable(stop_run):
-            stop_run(signal.SIGUSR1, None)
 
 
 # Ray's words when its saved experiment state names a checkpoint it has since deleted (it keeps one per trial,
