@@ -9,7 +9,9 @@ kept current by the components that write: storage first, ledger second, so a
 restarted driver rebuilds the same ledger and makes the same decisions.
 
 Completed trials are also indexed by epoch and size (`EpochIndex`), which is
-what the size-aware pruner asks at every epoch report.
+what the size-aware pruner asks at every epoch report; every trial's (size,
+accuracy) at every epoch it reached is kept in ``reached``, for the rungs of
+the multi-objective ASHA pruner.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class StudyLedger:
         self.trials: dict[int, TrialRecord] = {}
         self.unfinished: set[int] = set()  # numbers of the RUNNING trials: this driver's and orphans
         self.by_epoch: dict[int, EpochIndex] = {}
+        self.reached: dict[int, dict[int, tuple[float, float]]] = {}  # epoch -> trial number -> (size, accuracy)
         self.trained = 0
         for trial in study.get_trials(deepcopy=False):  # the one read of the whole study
             self._add(trial)
@@ -130,10 +133,17 @@ class StudyLedger:
         if key in (self.size_key, "size_entropy_mib"):
             record.size = self._size_from(record.attrs)
 
+    def know_sizes(self, record: TrialRecord, sizes: Mapping[str, float]) -> None:
+        """Sizes the storage already holds but this record was read without (its trial was asked elsewhere)."""
+        for key, value in sizes.items():
+            record.attrs.setdefault(key, value)
+        record.size = self._size_from(record.attrs)
+
     def record_epoch(self, record: TrialRecord, epoch: int, accuracy: float, final: bool) -> None:
         """One epoch's accuracy: its own attribute (``curve.<epoch>``, one small write), then the indexes."""
         self.study._storage.set_trial_user_attr(record.trial_id, f"{CURVE_PREFIX}{epoch}", accuracy)
         record.curve[epoch] = accuracy
+        self._reach(record, epoch, accuracy)
         if final and not record.trained:
             self._index(record)
 
@@ -144,6 +154,8 @@ class StudyLedger:
         self.trials[trial.number] = record
         if not trial.state.is_finished():
             self.unfinished.add(trial.number)
+        for epoch, accuracy in record.curve.items():
+            self._reach(record, epoch, accuracy)
         if trial.state == TrialState.COMPLETE:
             self._index(record)
         return record
@@ -152,6 +164,12 @@ class StudyLedger:
         """The size objective; the artifact size is known only after training, so rank by entropy until then."""
         size = attrs.get(self.size_key, attrs.get("size_entropy_mib"))
         return None if size is None else float(size)
+
+    def _reach(self, record: TrialRecord, epoch: int, accuracy: float) -> None:
+        """Rungs rank by a size known before training (an artifact's bytes are not): the entropy size then."""
+        size = record.attrs.get(self.size_key if self.size_key != "size_artifact_bytes" else "size_entropy_mib")
+        if size is not None:
+            self.reached.setdefault(epoch, {})[record.number] = (float(size), accuracy)
 
     def _index(self, record: TrialRecord) -> None:
         record.trained = True

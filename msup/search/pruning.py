@@ -17,13 +17,14 @@ Optuna as COMPLETE. msup closes the gap:
 Pruner settings in a study file: ``{name: median, n_startup_trials: 5,
 n_warmup_steps: 2}``; names: none, median, percentile, successive_halving,
 hyperband, wilcoxon, patient (``wrapped: {...}`` or a name, plus ``patience``),
-size_aware. Steps are epochs, counted from 1: ``n_warmup_steps: 3`` judges a
+size_aware, mo_asha (`MoAshaPruner`). Steps are epochs, counted from 1: ``n_warmup_steps: 3`` judges a
 trial first after its third epoch (Optuna counts from 0, so there it would be
 the fourth step).
 """
 
 from __future__ import annotations
 
+import abc
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -38,12 +39,21 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from msup import failpoints
 from msup.search.ledger import PRUNED_ATTR, EpochIndex, StudyLedger, TrialRecord, driver_ledger
+from msup.search.rungs import TIE_BREAKS, keeps_going, rung_epochs
 
 SIZE_ATTR = "size"  # user attribute of a shadow trial: its size objective
 SHADOW_ATTR = "shadow_trial_id"  # user attribute of a main trial: its shadow trial's storage id
 
 
-class SizeAwarePruner(BasePruner):
+class LedgerPruner(abc.ABC):
+    """A pruner that decides from the driver's in-memory ledger, never reading the study back."""
+
+    @abc.abstractmethod
+    def decide_from(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int) -> bool:
+        """True to stop ``record``'s trial after ``epoch`` (of ``epochs``), its accuracy then ``accuracy``."""
+
+
+class SizeAwarePruner(BasePruner, LedgerPruner):
     """Prune a trial whose (size, accuracy) at this epoch is no use to the front finished trials had then.
 
     From epoch ``n_warmup_steps`` on, once ``n_startup_trials`` trials completed,
@@ -90,6 +100,10 @@ class SizeAwarePruner(BasePruner):
         return self.decide(step, trial.user_attrs.get(SIZE_ATTR, math.inf), trial.intermediate_values[step],
                            len(completed), peers)
 
+    def decide_from(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int) -> bool:
+        assert record.size is not None
+        return self.decide(epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch) or EpochIndex())
+
     def decide(self, step: int, size: float, accuracy: float, completed: int, peers: EpochIndex) -> bool:
         """The rule, given the number of completed trials and their (size, accuracy) at ``step``."""
         if step < self._n_warmup_steps or completed < self._n_startup_trials:
@@ -98,6 +112,35 @@ class SizeAwarePruner(BasePruner):
         if len(no_larger) >= self._min_peers and accuracy < np.percentile(no_larger, self._percentile):
             return True
         return self._min_gain > 0 and 0 < size < math.inf and front_gain(accuracy, size, peers.front()) < self._min_gain
+
+
+class MoAshaPruner(LedgerPruner):
+    """Multi-objective ASHA (`msup.search.rungs`): at rungs ``grace * eta**k``, keep the top ``1/eta``.
+
+    Every trial that reached a rung counts, whatever its state, so the rule
+    acts from the first trial on. ``min_accuracy`` is the accuracy below which
+    a point is of no use (e.g. chance level); ``tie_break`` orders a front.
+    """
+
+    def __init__(self, grace: int = 1, eta: float = 3.0, tie_break: str = "hypervolume", min_accuracy: float = 0.0) -> None:
+        if isinstance(grace, bool) or not isinstance(grace, int) or grace < 1:
+            raise ValueError(f"grace={grace!r} must be a whole number of epochs >= 1")
+        if not isinstance(eta, (int, float)) or not 1.0 < eta < math.inf:
+            raise ValueError(f"eta={eta!r} must be a number > 1")
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break={tie_break!r} is not one of {', '.join(TIE_BREAKS)}")
+        if not isinstance(min_accuracy, (int, float)) or not 0.0 <= min_accuracy < 1.0:
+            raise ValueError(f"min_accuracy={min_accuracy!r} must lie in [0, 1)")
+        self.grace, self.eta, self.tie_break, self.min_accuracy = grace, float(eta), tie_break, float(min_accuracy)
+
+    def decide_from(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int) -> bool:
+        points = ledger.reached.get(epoch, {})
+        if epoch not in rung_epochs(self.grace, self.eta, epochs) or record.number not in points:
+            return False
+        dense = record.attrs.get("dense_mib")
+        largest = max(size for size, _ in points.values())
+        reference = (max(float(dense), largest) if dense else 10.0 * largest, self.min_accuracy)
+        return not keeps_going(points, record.number, self.eta, self.tie_break, reference)
 
 
 def front_gain(accuracy: float, size: float, front: Sequence[tuple[float, float]]) -> float:
@@ -117,7 +160,7 @@ def front_gain(accuracy: float, size: float, front: Sequence[tuple[float, float]
     return gain
 
 
-def _build(name: str, options: dict[str, Any]) -> BasePruner | None:
+def _build(name: str, options: dict[str, Any]) -> BasePruner | LedgerPruner | None:
     if name == "none":
         if options:
             raise TypeError(f"none takes no options, got {sorted(options)}")
@@ -135,6 +178,7 @@ def _build(name: str, options: dict[str, Any]) -> BasePruner | None:
         "hyperband": optuna.pruners.HyperbandPruner,
         "wilcoxon": optuna.pruners.WilcoxonPruner,
         "size_aware": SizeAwarePruner,
+        "mo_asha": MoAshaPruner,
     }
     if name not in classes:
         raise ValueError(f"{name!r} is not one of {', '.join(PRUNERS)}")
@@ -143,10 +187,12 @@ def _build(name: str, options: dict[str, Any]) -> BasePruner | None:
         return classes[name](**options)
 
 
-PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon", "patient", "size_aware")
+PRUNERS = (
+    "none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon", "patient", "size_aware", "mo_asha",
+)
 
 
-def _build_from(raw: str | Mapping[str, Any]) -> BasePruner | None:
+def _build_from(raw: str | Mapping[str, Any]) -> BasePruner | LedgerPruner | None:
     """A fresh pruner from a name or ``{name: ..., **options}`` (the top level and ``wrapped`` alike)."""
     if isinstance(raw, str):
         raw = {"name": raw}
@@ -166,7 +212,7 @@ class PrunerSpec:
     def name(self) -> str:
         return str(self.raw.get("name"))
 
-    def build(self) -> BasePruner | None:
+    def build(self) -> BasePruner | LedgerPruner | None:
         return _build_from(self.raw)
 
 
@@ -197,7 +243,7 @@ class PruningScheduler(FIFOScheduler):
     driver starts), so a restored experiment, whose scheduler starts afresh,
     keeps every curve and decision. Per epoch report it writes one attribute
     (the accuracy), plus, for an Optuna pruner, the shadow trial's intermediate
-    value; the size-aware pruner decides from the ledger's per-epoch index.
+    value; the size-aware and mo_asha pruners decide from the ledger's indexes.
     """
 
     def __init__(self, storage_url: str, study_name: str, pruner: PrunerSpec, accuracy: str, size: str) -> None:
@@ -207,7 +253,7 @@ class PruningScheduler(FIFOScheduler):
         self._pruner_spec = pruner
         self._accuracy = accuracy
         self._size = size
-        self._pruner: BasePruner | None = None
+        self._pruner: BasePruner | LedgerPruner | None = None
         self._ledger: StudyLedger | None = None
         self._shadow: optuna.Study | None = None
 
@@ -222,7 +268,7 @@ class PruningScheduler(FIFOScheduler):
             main = optuna.load_study(study_name=self._study_name, storage=storage)
             self._ledger = driver_ledger(self._storage_url, main, self._size)
             self._pruner = self._pruner_spec.build()
-            if self._pruner is not None and not isinstance(self._pruner, SizeAwarePruner):
+            if isinstance(self._pruner, BasePruner) and not isinstance(self._pruner, LedgerPruner):
                 self._shadow = optuna.create_study(
                     study_name=shadow_study_name(self._study_name), storage=storage, direction="maximize",
                     pruner=self._pruner, load_if_exists=True,
@@ -240,17 +286,15 @@ class PruningScheduler(FIFOScheduler):
             return TrialScheduler.STOP
         if record.state.is_finished():  # a replay of a told trial: nothing new to learn
             return TrialScheduler.CONTINUE
-        if record.size is None:  # asked outside this driver's searcher: its size comes with the Ray trial
-            sizes = trial.config["sizes"]
-            record.size = float(sizes.get(self._size, sizes["size_entropy_mib"]))
-        epoch, accuracy = int(epoch), float(accuracy)
-        final = bool(result.get("done")) or epoch >= int(trial.config["epochs"])
+        if record.size is None:  # asked outside this driver's searcher: its sizes come with the Ray trial
+            ledger.know_sizes(record, trial.config["sizes"])
+        epoch, accuracy, epochs = int(epoch), float(accuracy), int(trial.config["epochs"])
+        final = bool(result.get("done")) or epoch >= epochs
         ledger.record_epoch(record, epoch, accuracy, final)
         if self._pruner is None:
             return TrialScheduler.CONTINUE
-        if isinstance(self._pruner, SizeAwarePruner):
-            stop = not final and self._pruner.decide(
-                epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch) or EpochIndex())
+        if isinstance(self._pruner, LedgerPruner):
+            stop = not final and self._pruner.decide_from(ledger, record, epoch, accuracy, epochs)
         else:
             stop = self._ask_shadow(ledger, record, epoch, accuracy, final)
         if stop:

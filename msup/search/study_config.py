@@ -11,7 +11,9 @@ Schema (paths are relative to the study file)::
       size: size_entropy_mib          # minimised: size_entropy_mib | size_paper_mib | size_artifact_bytes
     trials: 40                        # total trials of the study (the budget)
     max_concurrent: 2                 # trials running at once
-    sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options
+    sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options;
+                                      # learn_from_pruned: true shows the sampler each pruned trial at
+                                      # the point it was stopped at (msup.search.feedback)
     pruner: {name: size_aware}        # see msup.search.pruning
     resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU);
                                       # memory_gib: host memory a trial may allocate beyond its worker
@@ -36,6 +38,7 @@ import optuna
 
 from msup.config import TrainConfig, parse_yaml
 from msup.errors import InputError
+from msup.search.feedback import PrunedAsPoints
 from msup.search.pruning import PrunerSpec, parse_pruner
 from msup.search.space import SearchSpace, parse_space, train_overrides
 
@@ -103,15 +106,20 @@ class StudyConfig:
         return TrainConfig.from_dict(_merge(self.train, train_overrides(values)))
 
     def build_sampler(self, trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
-        return build_sampler(self.sampler, trials_so_far)
+        return build_sampler(self.sampler, trials_so_far, self.size)
 
 
-def build_sampler(spec: Mapping[str, Any], trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
+def build_sampler(
+    spec: Mapping[str, Any], trials_so_far: int = 0, size_key: str = "size_entropy_mib",
+) -> optuna.samplers.BaseSampler:
     """The configured sampler. A seeded sampler of a study that already has trials is
     seeded ``seed + trials_so_far``: a resumed driver must not replay the random
     start-up draws of the first one (that would sample the same trials again),
     yet the study stays reproducible from its history."""
-    options = {k: v for k, v in spec.items() if k != "name"}
+    learn_from_pruned = spec.get("learn_from_pruned", False)
+    if not isinstance(learn_from_pruned, bool):
+        raise InputError(f"sampler.learn_from_pruned: {learn_from_pruned!r} must be true or false")
+    options = {k: v for k, v in spec.items() if k not in ("name", "learn_from_pruned")}
     if isinstance(options.get("seed"), int):
         options["seed"] += trials_so_far
     classes = {
@@ -121,9 +129,10 @@ def build_sampler(spec: Mapping[str, Any], trials_so_far: int = 0) -> optuna.sam
         "random": optuna.samplers.RandomSampler,
     }
     try:
-        return classes[spec["name"]](**options)
+        sampler = classes[spec["name"]](**options)
     except TypeError as exc:
         raise InputError(f"sampler: bad option for {spec['name']}: {exc}") from None
+    return PrunedAsPoints(sampler, size_key) if learn_from_pruned else sampler
 
 
 def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from msup.search.pruning import (
     PRUNERS,
     SHADOW_ATTR,
     SIZE_ATTR,
+    MoAshaPruner,
     PruningScheduler,
     SizeAwarePruner,
     front_gain,
@@ -159,6 +160,7 @@ DOCUMENTED = [
     ({"name": "patient", "patience": 1, "min_delta": 0.01}, optuna.pruners.PatientPruner),
     ({"name": "size_aware", "percentile": 60, "n_startup_trials": 2, "n_warmup_steps": 1, "min_peers": 2}, SizeAwarePruner),
     ({"name": "size_aware", "n_startup_trials": 3, "n_warmup_steps": 3, "min_gain": 0.004}, SizeAwarePruner),
+    ({"name": "mo_asha", "grace": 2, "eta": 3, "tie_break": "crowding", "min_accuracy": 0.1}, MoAshaPruner),
 ]
 
 
@@ -312,6 +314,16 @@ def test_size_aware_stops_larger_and_worse_but_keeps_small_and_worse(storage: St
     assert feed(scheduler, large, WEAK) == [STOP]
     assert PRUNED_ATTR not in storage.main_trial(small.config["optuna_trial"]).user_attrs
     assert storage.main_trial(large.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 1
+
+
+def test_mo_asha_acts_before_any_trial_has_finished(storage: Storage) -> None:
+    scheduler = storage.scheduler({"name": "mo_asha", "grace": 1, "eta": 2})
+    first, small, dominated = storage.new_trial(size=1.0), storage.new_trial(size=0.5), storage.new_trial(size=2.0)
+    assert feed(scheduler, first, GOOD[:1]) == [CONTINUE]  # alone at rung 1
+    assert feed(scheduler, small, [0.45]) == [CONTINUE]  # half the size, nearly as accurate: first on the front
+    assert feed(scheduler, dominated, WEAK[:1]) == [STOP]  # larger and worse than both, which still run
+    assert storage.main_trial(dominated.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 1
+    assert storage.main().user_attrs == {} and not storage.main_trial(0).user_attrs.get(SHADOW_ATTR)
 
 
 def test_a_pruned_trial_stays_pruned_after_a_restart(storage: Storage) -> None:
