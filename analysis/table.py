@@ -5,7 +5,9 @@ One row per Optuna trial. Columns:
 =====================  ====================================================
 ``trial``              Optuna trial number (integer, unique); the trial order
 ``ray_trial_id``       Ray Tune's id for the same trial (text)
-``state``              ``COMPLETE``, ``PRUNED``, ``FAIL`` or ``RUNNING``
+``state``              ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or
+                       ``REJECTED`` (outside the study's size budget: never
+                       trained)
 parameters             every sampled parameter in its own column: ``coats``
                        (N, integer >= 1), ``sparsity_1`` .. ``sparsity_N``
                        (empty beyond the trial's coat count), ``scale_init``,
@@ -22,6 +24,8 @@ parameters             every sampled parameter in its own column: ``coats``
 ``dense_mib``          the same network stored dense in fp32, MiB
 ``compression``        compression ratio against dense fp32
 ``wall_s``             wall-clock seconds the trial ran
+``error``              why a FAIL trial failed (text)
+``rejected``           why a REJECTED configuration was not trained (text)
 =====================  ====================================================
 
 Cells may be empty (a pruned trial has no test accuracy). Only the columns in
@@ -42,21 +46,22 @@ if TYPE_CHECKING:
 # arguments from the constants here at start-up, which must stay fast.
 TRIAL, RAY_TRIAL_ID, STATE, COATS, SEED = "trial", "ray_trial_id", "state", "coats", "seed"
 EPOCHS, DENSE_MIB, COMPRESSION, WALL_S = "epochs", "dense_mib", "compression", "wall_s"
+ERROR, REJECTED_REASON = "error", "rejected"
 VAL_ACC, BEST_VAL_ACC, TEST_ACC = "val_acc", "best_val_acc", "test_acc"
 SIZE_PAPER_MIB, SIZE_ENTROPY_MIB = "size_paper_mib", "size_entropy_mib"
 SIZE_ARTIFACT_BYTES = "size_artifact_bytes"
 
 ACCURACY_COLUMNS = (VAL_ACC, BEST_VAL_ACC, TEST_ACC)
 SIZE_COLUMNS = (SIZE_ENTROPY_MIB, SIZE_PAPER_MIB, SIZE_ARTIFACT_BYTES)
-COMPLETE, PRUNED, FAIL, RUNNING = "COMPLETE", "PRUNED", "FAIL", "RUNNING"
-STATES = (COMPLETE, PRUNED, FAIL, RUNNING)
+COMPLETE, PRUNED, FAIL, RUNNING, REJECTED = "COMPLETE", "PRUNED", "FAIL", "RUNNING", "REJECTED"
+STATES = (COMPLETE, PRUNED, FAIL, RUNNING, REJECTED)
 
 REQUIRED_COLUMNS = (TRIAL, STATE, COATS, *ACCURACY_COLUMNS, *SIZE_COLUMNS, DENSE_MIB)
 NUMERIC_COLUMNS = (*REQUIRED_COLUMNS[2:], TRIAL, SEED, EPOCHS, COMPRESSION, WALL_S)
 # Columns that are outcomes or bookkeeping, not part of a trial's configuration.
 NON_PARAMETER_COLUMNS = frozenset(
     (TRIAL, RAY_TRIAL_ID, STATE, SEED, EPOCHS, *ACCURACY_COLUMNS, *SIZE_COLUMNS,
-     DENSE_MIB, COMPRESSION, WALL_S)
+     DENSE_MIB, COMPRESSION, WALL_S, ERROR, REJECTED_REASON)
 )
 BYTES_PER_MIB = 1024**2
 

@@ -173,25 +173,30 @@ class Accounting:
 
 
 def assert_consistent(folder: Path, name: str, budget: int, storage: str | None = None) -> Accounting:
-    """Every trial of the budget is COMPLETE, PRUNED or FAIL exactly once; trials.csv agrees row for row."""
+    """Every trial of the budget is COMPLETE, PRUNED or FAIL exactly once; trials.csv agrees row for row.
+
+    Configurations rejected for the size budget (never trained) use no budget; they are rows of their own.
+    """
     trials = sorted(load_trials(storage or sqlite_url(folder), name), key=lambda t: t.number)
     table = pd.read_csv(folder / "trials.csv", keep_default_na=False, na_values=[""])
-    numbers = [t.number for t in trials]
-    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
+    budgeted = [t for t in trials if "rejected" not in t.user_attrs]
+    finished = [t for t in budgeted if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
     accounting = Accounting(
         budget=budget,
         finished=len(finished),
-        lost=budget - len({t.number for t in finished if t.number < budget}),
-        duplicated=max(0, len(trials) - budget) + (len(table) - table["trial"].nunique()),
+        lost=budget - len(finished),
+        duplicated=max(0, len(budgeted) - budget) + (len(table) - table["trial"].nunique()),
         table=table,
     )
     assert (accounting.lost, accounting.duplicated) == (0, 0), f"lost/duplicated trials: {accounting}"
-    assert numbers == list(range(budget)) == list(table["trial"])
-    assert list(table["state"]) == [t.state.name for t in trials]
-    assert table["ray_trial_id"].is_unique
-    assert list(table["ray_trial_id"]) == [t.user_attrs.get("ray_trial_id") for t in trials]
+    assert [t.number for t in trials] == list(range(len(trials))) == list(table["trial"])
+    assert list(table["state"]) == ["REJECTED" if "rejected" in t.user_attrs else t.state.name for t in trials]
+    trained = table[table["state"] != "REJECTED"]
+    assert trained["ray_trial_id"].is_unique and table.loc[table["state"] == "REJECTED", "ray_trial_id"].isna().all()
+    assert list(trained["ray_trial_id"]) == [t.user_attrs.get("ray_trial_id") for t in budgeted]
     for trial, row in zip(trials, table.itertuples()):
         assert _text(row.error) == trial.user_attrs.get("error", ""), f"trial {trial.number}: error differs"
+        assert _text(row.rejected) == trial.user_attrs.get("rejected", ""), f"trial {trial.number}: rejection differs"
         if trial.state.name == "COMPLETE":
             assert math.isclose(row.val_acc, trial.values[0]) and math.isclose(row.size_entropy_mib, trial.values[1])
         else:

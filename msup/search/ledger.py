@@ -26,11 +26,15 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from analysis.table import REJECTED
+
 # User attribute ``curve.<epoch>`` of a main trial: the accuracy after that epoch, one small write per epoch.
 # Not Optuna intermediate values: multi-objective TPE crashes on a PRUNED trial that has them.
 CURVE_PREFIX = "curve."
 LEGACY_CURVE_ATTR = "curve"  # studies written before per-epoch keys: one dict attribute, {"1": 0.41, ...}
 PRUNED_ATTR = "pruned_at_epoch"  # the epoch a pruner stopped the trial at
+REJECTED_ATTR = "rejected"  # why a sampled configuration was never trained (outside the size budget);
+# its outcome is REJECTED, and in the storage it is PRUNED with its size constraint violated
 SIZE_ATTRS = ("size_entropy_mib", "size_paper_mib", "dense_mib")
 
 
@@ -39,6 +43,11 @@ def curve_of(attrs: Mapping[str, Any]) -> dict[int, float]:
     curve = {int(epoch): float(value) for epoch, value in attrs.get(LEGACY_CURVE_ATTR, {}).items()}
     curve.update({int(key[len(CURVE_PREFIX):]): float(value) for key, value in attrs.items() if key.startswith(CURVE_PREFIX)})
     return curve
+
+
+def outcome(state: TrialState, attrs: Mapping[str, Any]) -> str:
+    """A trial's outcome as msup reports it: its Optuna state's name, or REJECTED."""
+    return REJECTED if state == TrialState.PRUNED and REJECTED_ATTR in attrs else state.name
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The results table of a study, built from the Optuna storage (the source of truth).
 
 One row per Optuna trial, columns as documented in `analysis.table`: ``trial``,
-``ray_trial_id``, ``state``, every sampled parameter, ``epochs``, accuracies,
-the three sizes, ``dense_mib``, ``compression``, ``wall_s`` and ``error``.
+``ray_trial_id``, ``state`` (the Optuna state, or REJECTED for a configuration
+outside the size budget), every sampled parameter, ``epochs``, accuracies, the
+three sizes, ``dense_mib``, ``compression``, ``wall_s``, ``error`` and
+``rejected`` (why it was never trained).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 
 from msup import failpoints
 
-from msup.search.ledger import curve_of
+from msup.search.ledger import REJECTED_ATTR, curve_of, outcome
 from msup.search.searcher import ERROR_ATTR, RAY_ATTR, VALUES_ATTR
 
 _ATTR_COLUMNS = (
@@ -37,7 +39,7 @@ def trials_table(study: optuna.Study, accuracy: str = "val_acc") -> pd.DataFrame
     return table[ordered + sorted(params, key=_param_order) + [c for c in _METRICS if c in table.columns]]
 
 
-_METRICS = ("epochs", "val_acc", *_ATTR_COLUMNS, "compression", "error")
+_METRICS = ("epochs", "val_acc", *_ATTR_COLUMNS, "compression", "error", "rejected")
 
 
 def _param_order(name: str) -> tuple[int, str]:
@@ -54,7 +56,7 @@ def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
     row: dict[str, Any] = {
         "trial": trial.number,
         "ray_trial_id": attrs.get(RAY_ATTR, ""),
-        "state": trial.state.name,
+        "state": outcome(trial.state, attrs),
         **attrs.get(VALUES_ATTR, {}),
         "epochs": max(curve) if curve else 0,
         "val_acc": curve[max(curve)] if curve else math.nan,
@@ -68,6 +70,7 @@ def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
     size = row["size_entropy_mib"]
     row["compression"] = row["dense_mib"] / size if size and not math.isnan(size) else math.nan
     row["error"] = attrs.get(ERROR_ATTR, "")
+    row["rejected"] = attrs.get(REJECTED_ATTR, "")
     return row
 
 

@@ -27,8 +27,9 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from msup import failpoints
-from msup.errors import InputError
-from msup.search.ledger import PRUNED_ATTR, SIZE_ATTRS, StudyLedger, TrialRecord, driver_ledger
+from msup.config import TrainConfig
+from msup.errors import InputError, RunError
+from msup.search.ledger import PRUNED_ATTR, REJECTED_ATTR, SIZE_ATTRS, StudyLedger, TrialRecord, driver_ledger
 from msup.search.pruning import SHADOW_ATTR
 from msup.search.sizing import SizeCache
 from msup.search.storage import count_trials, load_or_create, open_storage
@@ -38,6 +39,8 @@ CHECKPOINT_FILE = "checkpoint.pt"  # inside each Ray checkpoint folder
 VALUES_ATTR = "values"  # sampled parameters incl. derived sparsities
 RAY_ATTR = "ray_trial_id"
 ERROR_ATTR = "error"
+BUDGET_CONSTRAINT = "size_budget"  # the constraint each trial of a budgeted study is told: > 0 outside
+MAX_REJECTED_IN_A_ROW = 1000  # then the budget or the space is wrong, not the sampler unlucky
 RESULT_KEYS = (
     "epoch", "val_acc", "best_val_acc", "test_acc", "best_test_acc", "train_loss", "train_acc",
     "size_artifact_bytes", "wall_s",
@@ -83,31 +86,18 @@ class StudySearcher(Searcher):
     # --- Ray Tune's Searcher interface ---------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        ledger, orphan, resume_from = self.ledger, self._take_orphan(), None
-        if orphan is not None and VALUES_ATTR in orphan.attrs:
-            record, values = orphan, orphan.attrs[VALUES_ATTR]
-            resume_from = latest_checkpoint(Path(self._folder), record.number)
-            sizes = {k: orphan.attrs[k] for k in SIZE_ATTRS}
-            train = self._config.train_config(values)
-        else:  # a new trial, or one a dead driver had only begun to sample (its drawn values are kept)
-            if orphan is None:
-                trial = self.study.ask()
-                record = ledger.add_new(trial.number, trial._trial_id)
-            else:
-                trial, record = optuna.Trial(self.study, orphan.trial_id), orphan
-            failpoints.reach("searcher.after_ask")
-            values = self._config.space.sample(trial)
-            try:
-                train = self._config.train_config(values)
-            except InputError as exc:  # the space was checked up front; keep the study alive regardless
-                ledger.set_attr(record, ERROR_ATTR, str(exc))
-                self._tell(record, TrialState.FAIL, None)
+        for _ in range(MAX_REJECTED_IN_A_ROW):
+            chosen = self._choose()
+            if chosen is None:
                 return None
-            sizes = self._sizes.sizes(train)
-            for key, value in {**sizes, VALUES_ATTR: values}.items():
-                ledger.set_attr(record, key, value)
-            failpoints.reach("searcher.after_attrs")
-        ledger.set_attr(record, RAY_ATTR, trial_id)
+            record, values, sizes, train, resume_from = chosen
+            if not self._rejected(record, sizes):
+                break
+        else:
+            raise RunError(f"the sampler proposed {MAX_REJECTED_IN_A_ROW} configurations in a row outside size_budget "
+                           f"{self._config.size_budget.to_dict() if self._config.size_budget else {}}; widen the budget "
+                           "or narrow the search space")
+        self.ledger.set_attr(record, RAY_ATTR, trial_id)
         self._owned[trial_id] = record.number
         return {
             "optuna_trial": record.number,
@@ -120,6 +110,48 @@ class StudySearcher(Searcher):
             "artifact_path": str(Path(self._folder) / "artifacts" / f"{record.number:05d}.msup"),
             "resume_from": resume_from,
         }
+
+    def _choose(self) -> tuple[TrialRecord, dict[str, Any], dict[str, float], TrainConfig, str | None] | None:
+        """The next configuration: an orphan's, or a new draw with its sizes stored; None if it failed."""
+        ledger, orphan = self.ledger, self._take_orphan()
+        if orphan is not None and VALUES_ATTR in orphan.attrs:
+            values = orphan.attrs[VALUES_ATTR]
+            sizes = {k: orphan.attrs[k] for k in SIZE_ATTRS}
+            return orphan, values, sizes, self._config.train_config(values), latest_checkpoint(Path(self._folder), orphan.number)
+        # a new trial, or one a dead driver had only begun to sample (its drawn values are kept)
+        if orphan is None:
+            trial = self.study.ask()
+            record = ledger.add_new(trial.number, trial._trial_id)
+        else:
+            trial, record = optuna.Trial(self.study, orphan.trial_id), orphan
+        failpoints.reach("searcher.after_ask")
+        values = self._config.space.sample(trial)
+        try:
+            train = self._config.train_config(values)
+        except InputError as exc:  # the space was checked up front; keep the study alive regardless
+            ledger.set_attr(record, ERROR_ATTR, str(exc))
+            self._tell(record, TrialState.FAIL, None)
+            return None
+        sizes = self._sizes.sizes(train)
+        for key, value in {**sizes, VALUES_ATTR: values}.items():
+            ledger.set_attr(record, key, value)
+        failpoints.reach("searcher.after_attrs")
+        return record, values, sizes, train, None
+
+    def _rejected(self, record: TrialRecord, sizes: Mapping[str, float]) -> bool:
+        """Outside the size budget: told PRUNED with its constraint violated, so the sampler learns the bound."""
+        budget = self._config.size_budget
+        if budget is None:
+            return False
+        size = sizes[self._config.size]
+        if BUDGET_CONSTRAINT not in self.study._storage.get_trial(record.trial_id).constraints:  # a replayed orphan has it
+            optuna.Trial(self.study, record.trial_id).set_constraint(BUDGET_CONSTRAINT, budget.violation(size))
+        reason = budget.rejection(size)
+        if reason is None:
+            return False
+        self.ledger.set_attr(record, REJECTED_ATTR, reason)
+        self._tell(record, TrialState.PRUNED, None)
+        return True
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         """Every epoch's accuracy is already stored (by the scheduler); store the results, then tell."""

@@ -26,14 +26,15 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from analysis.table import REJECTED
 from msup import failpoints
 from msup.errors import InputError, RunError
-from msup.search.ledger import release_ledgers
+from msup.search.ledger import outcome, release_ledgers
 from msup.search.study_config import NAME_PATTERN, StudyConfig, load_study_config
 from msup.search.storage import default_storage_url, load_or_create, open_storage
 
 STUDY_FILE, LOCK_FILE, RAY_DIR, ARTIFACT_DIR = "study.yaml", "driver.lock", "ray", "artifacts"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+FINISHED = (TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name)  # what uses the trial budget
 RUNS_ENV = "MSUP_RUNS"
 
 
@@ -128,10 +129,10 @@ def resume(folder: Path, num_samples: int | None = None, address: str | None = N
         address = address or config.ray_address
         study = _open_study(config, storage_url)
         latest = _latest_run(folder)
-        if latest is not None and _restorable(latest) and _counts(study)["FINISHED"] < config.trials:
+        if latest is not None and _restorable(latest) and _finished(study) < config.trials:
             if _run(config, folder, storage_url, address, 0, restore=latest):  # Ctrl-C: the rest waits for the next resume
                 return _finish(config, folder, storage_url)
-        remaining = target - _counts(study)["FINISHED"]
+        remaining = target - _finished(study)
         if remaining > 0:
             _run(config, folder, storage_url, address, remaining, restore=None)
         if num_samples is not None and num_samples != config.trials:
@@ -154,7 +155,7 @@ def status(folder: Path) -> dict[str, Any]:
         "study": config.name,
         "folder": str(folder),
         "budget": config.trials,
-        "counts": {s.name: sum(t.state == s for t in trials) for s in (*FINISHED, TrialState.RUNNING)},
+        "counts": _counts(study, with_running=True),
         "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts else 0.0,
         "driver_running": driver_running(folder),
         "front": [{"trial": t.number, config.accuracy: t.values[0], config.size: t.values[1]} for t in front],
@@ -175,9 +176,21 @@ def _open_study(config: StudyConfig, storage_url: str) -> optuna.Study:
     return load_or_create(open_storage(storage_url), config.name, [config.accuracy, config.size], config.build_sampler())
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return {"FINISHED": sum(s in FINISHED for s in states), "RUNNING": states.count(TrialState.RUNNING)}
+def _counts(study: optuna.Study, with_running: bool = False) -> dict[str, int]:
+    """Trials per outcome: COMPLETE, PRUNED, FAIL, then REJECTED (never trained) and RUNNING where there are any."""
+    outcomes = [outcome(t.state, t.user_attrs) for t in study.get_trials(deepcopy=False)]
+    counts = {name: outcomes.count(name) for name in FINISHED}
+    if REJECTED in outcomes:
+        counts[REJECTED] = outcomes.count(REJECTED)
+    if with_running:
+        counts[TrialState.RUNNING.name] = outcomes.count(TrialState.RUNNING.name)
+    return counts
+
+
+def _finished(study: optuna.Study) -> int:
+    """Trials that used the budget: a rejected configuration uses none."""
+    counts = _counts(study)
+    return sum(counts[name] for name in FINISHED)
 
 
 def _latest_run(folder: Path) -> Path | None:
@@ -232,11 +245,10 @@ def _finish(config: StudyConfig, folder: Path, storage_url: str) -> StudyOutcome
         paths.update(write_study_report(folder))
     except ValueError as exc:  # no COMPLETE trial yet: no front to draw
         print(f"msup: no Pareto report: {exc}")
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    counts = {s.name: states.count(s) for s in FINISHED}
-    unfinished = states.count(TrialState.RUNNING)
+    counts = _counts(study, with_running=True)
+    unfinished = counts.pop(TrialState.RUNNING.name)
     if unfinished:  # the run was interrupted (Ctrl-C): Ray saved its state for a resume
         print(f"msup: {unfinished} trial(s) unfinished; `msup study resume {config.name}` continues them")
-    elif sum(counts.values()) == 0:
+    elif sum(counts[name] for name in FINISHED) == 0:
         raise RunError(f"study {config.name!r} finished no trial; see {folder / RAY_DIR}")
     return StudyOutcome(folder, counts, paths)

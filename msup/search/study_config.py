@@ -19,6 +19,9 @@ Schema (paths are relative to the study file)::
                                       # memory_gib: host memory a trial may allocate beyond its worker
                                       # process's own (Ray schedules by it; a trial that needs more fails
                                       # with "out of memory" instead of waking the kernel's OOM killer)
+    size_budget: {max: 0.008}         # optional, in the size objective's unit (min: too): a sampled
+                                      # configuration outside it is never trained; it ends REJECTED,
+                                      # is told to the sampler as infeasible and uses no budget
     storage: null                     # Optuna URL or journal file; null = sqlite runs/<name>/optuna.db
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
 
@@ -28,6 +31,7 @@ reported at once with its key path.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ from msup.config import TrainConfig, parse_yaml
 from msup.errors import InputError
 from msup.search.feedback import PrunedAsPoints
 from msup.search.pruning import PrunerSpec, parse_pruner
+from msup.search.sizing import SizeCache
 from msup.search.space import SearchSpace, parse_space, train_overrides
 
 ACCURACY_OBJECTIVES = ("val_acc", "best_val_acc")
@@ -48,10 +53,34 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 _KEYS = {
     "name", "description", "train", "search_space", "objectives", "trials", "max_concurrent",
-    "sampler", "pruner", "resources", "storage", "ray_address",
+    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address",
 }
 # Random configurations checked against the training config before a study starts.
 _VALIDATION_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class SizeBudget:
+    """The sizes a study may train, in MiB of its size objective; a bound left out is open."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def violation(self, size: float) -> float:
+        """How far ``size`` lies outside (> 0), or inside (<= 0): Optuna's constraint convention."""
+        return max(size - (self.max if self.max is not None else math.inf),
+                   (self.min if self.min is not None else -math.inf) - size)
+
+    def rejection(self, size: float) -> str | None:
+        """Why ``size`` may not be trained, or None."""
+        if self.max is not None and size > self.max:
+            return f"size {size:.4g} MiB over the budget {self.max:g} MiB"
+        if self.min is not None and size < self.min:
+            return f"size {size:.4g} MiB under the budget's minimum {self.min:g} MiB"
+        return None
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
 
 
 @dataclass(frozen=True)
@@ -69,6 +98,7 @@ class StudyConfig:
     cpu: float = 1.0
     gpu: float = 0.0
     memory_gib: float | None = None
+    size_budget: SizeBudget | None = None
     storage: str | None = None
     ray_address: str | None = None
     description: str = ""
@@ -87,6 +117,7 @@ class StudyConfig:
             "pruner": self.pruner.raw,
             "resources": {"cpu": self.cpu, "gpu": self.gpu,
                           **({"memory_gib": self.memory_gib} if self.memory_gib is not None else {})},
+            **({"size_budget": self.size_budget.to_dict()} if self.size_budget is not None else {}),
             "storage": self.storage,
             "ray_address": self.ray_address,
         }
@@ -200,6 +231,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
             memory_gib = _number_in(resources["memory_gib"], "resources.memory_gib", 0.0, None, errors)
         if gpu > 1 and gpu != int(gpu):
             errors.append(f"resources.gpu: {gpu} above 1 must be a whole number of GPUs")
+    size_budget = _size_budget(raw.get("size_budget"), size, errors)
     for key in ("storage", "ray_address", "description"):
         if raw.get(key) is not None and not isinstance(raw.get(key), str):
             errors.append(f"{key}: {raw.get(key)!r} must be a string")
@@ -221,7 +253,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
     config = StudyConfig(
         name=name, train=dict(train), space=space, space_raw=dict(space_raw), accuracy=accuracy, size=size,
         trials=trials, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
-        memory_gib=memory_gib,
+        memory_gib=memory_gib, size_budget=size_budget,
         storage=raw.get("storage"), ray_address=raw.get("ray_address"), description=str(raw.get("description") or ""),
     )
     if train_ok:
@@ -230,8 +262,27 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
     return config
 
 
+def _size_budget(raw: Any, size_key: str, errors: list[str]) -> SizeBudget | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not raw or set(raw) - {"min", "max"}:
+        errors.append(f"size_budget: must be a mapping with max and/or min (in MiB of {size_key}), got {raw!r}")
+        return None
+    if size_key == "size_artifact_bytes":
+        errors.append("size_budget: the artifact's size is known only after training; "
+                      "budget size_entropy_mib or size_paper_mib instead")
+        return None
+    bounds = {k: _number_in(raw[k], f"size_budget.{k}", 0.0, None, errors) for k in ("min", "max") if k in raw}
+    if "min" in bounds and "max" in bounds and bounds["min"] >= bounds["max"]:
+        errors.append(f"size_budget: min {bounds['min']:g} must be below max {bounds['max']:g}")
+    return SizeBudget(bounds.get("min"), bounds.get("max"))
+
+
 def _check_space_against_training(config: StudyConfig, source: str) -> None:
-    """Reject a space that can produce an invalid training config: its corners plus random draws."""
+    """Reject a space that can produce an invalid training config, or none within the size budget.
+
+    Its corners plus random draws are checked; sizes need no training, only the network's inventory.
+    """
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a throw-away in-memory study: nothing to announce
     try:
@@ -241,18 +292,26 @@ def _check_space_against_training(config: StudyConfig, source: str) -> None:
     for corner in _corners(config.space):
         study.enqueue_trial(corner)
     problems: dict[str, tuple[str, dict[str, Any]]] = {}
+    sizes, cache = [], SizeCache()
     for _ in range(len(study.get_trials()) + _VALIDATION_SAMPLES):
         trial = study.ask()
         values = config.space.sample(trial)
         try:
-            config.train_config(values)
+            train = config.train_config(values)
         except InputError as exc:
             for line in _problem_lines(exc):  # one example per offending key
                 problems.setdefault(line.split(":")[0], (line, values))
+        else:
+            if config.size_budget is not None:
+                sizes.append(cache.sizes(train)[config.size])
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if problems:
         lines = [f"search_space can produce an invalid training config: {line} (e.g. with {_brief(v)})" for line, v in problems.values()]
         raise _problems(source, lines)
+    if sizes and config.size_budget is not None and all(config.size_budget.rejection(s) for s in sizes):
+        raise _problems(source, [
+            f"size_budget: no configuration of the search space fits {config.size_budget.to_dict()}: its corners and "
+            f"{_VALIDATION_SAMPLES} random draws span {min(sizes):.4g} to {max(sizes):.4g} MiB of {config.size}"])
 
 
 def _corners(space: SearchSpace) -> list[dict[str, Any]]:

@@ -85,6 +85,27 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
             assert table.loc[table["trial"] == number, "state"].item() == state.name
 
 
+def test_a_size_budget_rejects_configurations_before_training(tmp_path):
+    runs, name, budget = tmp_path / "runs", "budgeted", 4
+    path = write_study(tmp_path, name, trials=budget, size_budget={"max": 0.006})  # about half the space is larger
+    env = studykit.msup_env(runs)
+    launched = studykit.run_msup(["study", "launch", str(path)], env)
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    table = assert_consistent(runs / name, name, budget)  # rejected configurations use no budget
+    rejected, trained = table[table["state"] == "REJECTED"], table[table["state"] != "REJECTED"]
+    assert len(rejected) >= 1 and (rejected["size_entropy_mib"] > 0.006).all()
+    assert rejected["rejected"].str.fullmatch(r"size 0\.\d+ MiB over the budget 0\.006 MiB").all()
+    assert rejected["epochs"].eq(0).all()
+    assert (trained["size_entropy_mib"] <= 0.006).all() and len(trained) == budget
+    for number in rejected["trial"]:
+        assert not (runs / name / "artifacts" / f"{number:05d}.msup").exists()
+    trials = load(runs / name, name).get_trials()
+    assert all(t.constraints["size_budget"] > 0 for t in trials if t.number in set(rejected["trial"]))
+    assert all(t.constraints["size_budget"] <= 0 for t in trials if t.number in set(trained["trial"]))
+    status = studykit.run_msup(["study", "status", name], env)
+    assert f"{len(rejected)} REJECTED" in status.stdout, status.stdout
+
+
 CLUSTER_DRIVER = """
 import subprocess, sys
 from ray.cluster_utils import Cluster

@@ -60,6 +60,15 @@ def test_valid_study_resolves_files_relative_to_itself(tmp_path):
          "search_space can produce an invalid training config: optim.lr"),
         (base(search_space={"parameters": {"batch_size": {"type": "int", "low": 16, "high": 100000}}}),
          "search_space can produce an invalid training config"),
+        (base(size_budget=0.008), "size_budget: must be a mapping with max and/or min"),
+        (base(size_budget={"maximum": 0.008}), "size_budget: must be a mapping"),
+        (base(size_budget={"max": -1}), "size_budget.max: -1 must be a number > 0"),
+        (base(size_budget={"min": 0.01, "max": 0.005}), "size_budget: min 0.01 must be below max 0.005"),
+        (base(size_budget={"max": 0.008}, objectives={"size": "size_artifact_bytes"}),
+         "size_budget: the artifact's size is known only after training"),
+        (base(size_budget={"max": 0.0001}), "size_budget: no configuration of the search space fits {'max': 0.0001}"),
+        (base(size_budget={"min": 5.0}), "span 0.00"),
+        (base(sampler={"name": "tpe", "learn_from_pruned": "yes"}), "sampler.learn_from_pruned: 'yes' must be true or false"),
     ],
 )
 def test_malformed_studies_are_rejected_with_the_key(tmp_path, data, message):
@@ -72,3 +81,10 @@ def test_every_problem_is_listed(tmp_path):
     with pytest.raises(InputError) as exc:
         load_study_config(write(tmp_path, base(trials=-1, max_concurrent=0, pruner={"name": "x"})))
     assert "3 problem(s)" in str(exc.value)
+
+
+def test_a_size_budget_is_kept_in_the_resolved_study(tmp_path):
+    config = load_study_config(write(tmp_path, base(size_budget={"max": 0.008})))
+    assert config.size_budget is not None and config.size_budget.rejection(0.0113) == "size 0.0113 MiB over the budget 0.008 MiB"
+    assert config.size_budget.rejection(0.008) is None and config.size_budget.violation(0.0113) == pytest.approx(0.0033)
+    assert load_study_config(write(tmp_path, config.to_dict())).size_budget == config.size_budget
