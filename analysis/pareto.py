@@ -19,7 +19,7 @@ reference add nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -143,6 +143,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     from analysis.report import main as report_main  # report imports this module
 
     return report_main(argv)
+
+
+BUDGET_MULTIPLES = (1.0, 1.5, 2.0, 3.0)
+BUDGET = "budget"
+
+
+def best_within_budgets(
+    studies: Mapping[str, pd.DataFrame], x: str = SIZE_ENTROPY_MIB, y: str = VAL_ACC,
+    multiples: Sequence[float] = BUDGET_MULTIPLES,
+) -> pd.DataFrame:
+    """The best ``y`` each study reaches at sizes up to a few budgets, one row per budget.
+
+    Budgets are ``multiples`` of the smallest COMPLETE size across all studies
+    (the left end of the leftmost front), so every study is read at the same
+    sizes. A study with nothing that small gets NaN. Columns: ``budget`` (in
+    the unit of ``x``), ``multiple``, then one column per study.
+    """
+    rows = {name: complete_trials(trials, x, y) for name, trials in studies.items()}
+    sizes = [float(r[x].min()) for r in rows.values() if len(r)]
+    if not sizes:
+        raise TableError("no COMPLETE trial in any study: no size budget to read the fronts at")
+    smallest = min(sizes)
+    table = pd.DataFrame({BUDGET: [smallest * m for m in multiples], "multiple": list(multiples)})
+    for name, r in rows.items():
+        table[name] = [r.loc[r[x] <= budget, y].max() if (r[x] <= budget).any() else np.nan for budget in table[BUDGET]]
+    return table
 
 
 def _finite_pair(accuracy: ArrayLike, size: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

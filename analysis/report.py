@@ -8,8 +8,11 @@ directory (``--runs-dir``, else ``$MSUP_RUNS``, else ``runs``).
 Outputs, all next to the Pareto figure (by default in the study directory):
 ``pareto.png`` (or ``--out``; PNG, SVG or PDF by suffix), ``hypervolume``
 with the same suffix, and ``pareto.csv`` with the front's rows of the first
-study. Everything is computed before anything is written, so bad input leaves
-no file behind.
+study. ``--table`` adds ``budgets.csv``: the best accuracy of every study
+within a few size budgets. ``--by coats`` draws one front per coat count of
+one study instead (default figure ``pareto-by-coats.png``) and says where
+networks with more than one coat lie on its overall front. Everything is
+computed before anything is written, so bad input leaves no file behind.
 
 pandas, matplotlib and the front code are imported when a report is written,
 not with this module: ``msup`` imports it at start-up to build its arguments.
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TRIALS_CSV, PARETO_FIGURE, HYPERVOLUME_STEM, FRONT_CSV = "trials.csv", "pareto.png", "hypervolume", "pareto.csv"
+BY_COATS_FIGURE, BUDGETS_CSV = "pareto-by-coats.png", "budgets.csv"
 RUNS_ENV, DEFAULT_RUNS_DIR = "MSUP_RUNS", "runs"
 EXIT_INPUT = 2
 HELP = "Pareto front (accuracy against size), hypervolume and figures of studies"
@@ -57,6 +61,7 @@ class Report:
     front: pd.DataFrame
     hypervolume: float
     reference: tuple[float, float]
+    budgets: pd.DataFrame | None = None  # with ``table``: `analysis.pareto.best_within_budgets`
 
 
 @dataclass(frozen=True)
@@ -100,27 +105,35 @@ def write_study_report(
 
 
 def write_report(
-    studies: Sequence[Study], x: str, y: str, out: str | PathLike[str] | None = None
+    studies: Sequence[Study], x: str, y: str, out: str | PathLike[str] | None = None,
+    by_coats: bool = False, table: bool = False,
 ) -> Report:
     """Figures for ``studies`` (one front, or an overlay of several) and the first study's front CSV.
 
     All studies' hypervolumes share one reference point so they can be
-    compared.
+    compared. ``by_coats`` splits the one study into a front per coat count;
+    ``table`` also writes the best accuracy of each study (or coat count)
+    within size budgets.
     """
-    from analysis.pareto import HYPERVOLUME, hypervolume_history, pareto_front, shared_reference
+    from analysis.pareto import HYPERVOLUME, best_within_budgets, hypervolume_history, pareto_front, shared_reference
     from analysis.plots import (
         check_figure_path, compare_figure, hypervolume_figure, pareto_figure, save_figure,
     )
 
     first = studies[0]
-    figure_path = check_figure_path(out if out is not None else first.directory / PARETO_FIGURE)
+    if by_coats and len(studies) > 1:
+        raise TableError("--by coats draws the fronts of one study; leave out --compare")
+    default_figure = BY_COATS_FIGURE if by_coats else PARETO_FIGURE
+    figure_path = check_figure_path(out if out is not None else first.directory / default_figure)
     front = pareto_front(first.trials, x, y)
     reference = shared_reference([study.trials for study in studies], x)
     histories = {study.name: hypervolume_history(study.trials, x, y, reference) for study in studies}
-    if len(studies) == 1:
+    groups = _by_coats(first.trials) if by_coats else {study.name: study.trials for study in studies}
+    if len(groups) == 1 and not by_coats:
         pareto = pareto_figure(first.trials, x, y, name=first.name)
     else:
-        pareto = compare_figure({study.name: study.trials for study in studies}, x, y)
+        pareto = compare_figure(groups, x, y)
+    budgets = best_within_budgets(groups, x, y) if table else None
     hypervolume = hypervolume_figure(histories, reference, x)
     paths = {
         "pareto": save_figure(pareto, figure_path),
@@ -128,7 +141,17 @@ def write_report(
         "front_csv": figure_path.with_name(FRONT_CSV),
     }
     front.to_csv(paths["front_csv"], index=False)
-    return Report(paths, front, float(histories[first.name][HYPERVOLUME].iloc[-1]), reference)
+    if budgets is not None:
+        paths["budgets_csv"] = figure_path.with_name(BUDGETS_CSV)
+        budgets.to_csv(paths["budgets_csv"], index=False)
+    return Report(paths, front, float(histories[first.name][HYPERVOLUME].iloc[-1]), reference, budgets)
+
+
+def _by_coats(trials: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The study's rows per coat count, ``N=1`` first."""
+    if trials[COATS].isna().all():
+        raise TableError("no coat counts in this table: nothing to split the front by")
+    return {f"N={coats:.0f}": group for coats, group in trials.groupby(COATS, sort=True)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +167,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accuracy column, drawn in %% (default: %(default)s)")
     parser.add_argument("--compare", nargs="+", action="extend", default=[], metavar="OTHER",
                         help="further studies to overlay, each front in its own colour")
+    parser.add_argument("--by", choices=[COATS], help="one front per coat count of the study, and where N > 1 "
+                        "lies on its overall front (default figure: <study>/pareto-by-coats.png)")
+    parser.add_argument("--table", action="store_true",
+                        help="also the best accuracy of each study (or coat count) at sizes up to 1x, 1.5x, 2x "
+                             "and 3x the smallest front size, printed and written as budgets.csv")
     parser.add_argument("--runs-dir", metavar="DIR",
                         help=f"where study names are looked up (default: ${RUNS_ENV} or {DEFAULT_RUNS_DIR})")
 
@@ -152,9 +180,14 @@ def run(args: argparse.Namespace) -> int:
     """Load the studies, write the report, print the front and the paths; `TableError` on bad input."""
     studies = [load_study(name, args.runs_dir) for name in [args.study, *args.compare]]
     studies = _distinct_names(studies, [args.study, *args.compare])
-    report = write_report(studies, args.x, args.y, args.out)
+    report = write_report(studies, args.x, args.y, args.out, by_coats=args.by == COATS, table=args.table)
     print(f"Pareto front of {studies[0].name}: {len(report.front)} trials")
     print(_front_table(report.front, args.x, args.y))
+    if args.by == COATS:
+        print(_coats_on_front(report.front, args.x))
+    if report.budgets is not None:
+        print(f"best {args.y} (%) within a size budget (x the smallest front size):")
+        print(_budget_table(report.budgets, args.x))
     print(f"hypervolume: {report.hypervolume:.4g} (accuracy x decades of size; reference: accuracy "
           f"{report.reference[0]:g}, size {format_size(report.reference[1], args.x)})")
     for kind, path in report.paths.items():
@@ -181,6 +214,25 @@ def _front_table(front: pd.DataFrame, x: str, y: str) -> str:
     shown = front[columns].assign(**{y: 100 * front[y]}).rename(columns={y: accuracy, x: size})
     formatters = {accuracy: "{:.2f}".format, size: lambda value: format_size(value, x, with_unit=False)}
     return shown.to_string(index=False, formatters=formatters)
+
+
+def _coats_on_front(front: pd.DataFrame, x: str) -> str:
+    """Where networks with more than one coat sit on the overall front."""
+    multi = front[front[COATS] > 1]
+    if multi.empty:
+        return "N > 1 on the overall front: nowhere (single masks make the whole front)"
+    sizes = ", ".join(format_size(size, x) for size in multi[x])
+    return f"N > 1 on the overall front: {len(multi)} of {len(front)} points, at {sizes}"
+
+
+def _budget_table(budgets: pd.DataFrame, x: str) -> str:
+    from analysis.pareto import BUDGET
+
+    shown = budgets.rename(columns={BUDGET: f"{BUDGET} ({size_unit(x)})"})
+    formatters = {f"{BUDGET} ({size_unit(x)})": lambda value: format_size(value, x, with_unit=False),
+                  "multiple": "{:g}x".format}
+    formatters.update({name: lambda value: f"{100 * value:.2f}" for name in budgets.columns[2:]})
+    return shown.to_string(index=False, formatters=formatters, na_rep="-")
 
 
 def _distinct_names(studies: list[Study], given: list[str]) -> list[Study]:

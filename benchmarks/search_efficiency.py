@@ -1,7 +1,7 @@
 """What early stopping buys, and what it costs, on the embedded digits study.
 
-Four ways to run the same budget of trials (same search space, same TPE
-sampler settings, same seeds):
+Ways to run the same budget of trials (same search space, same TPE sampler
+settings, same seeds):
 
 - ``none``: msup, every trial trains every epoch (the reference);
 - ``asha``: Ray's stock ``ASHAScheduler`` behind stock ``OptunaSearch``
@@ -9,7 +9,13 @@ sampler settings, same seeds):
   as COMPLETE with its half-trained accuracy;
 - ``median``: msup with Optuna's median pruner (the study's warm-up and
   start-up settings), stopped trials told PRUNED;
-- ``size_aware``: msup with the study file's pruner (`SizeAwarePruner`).
+- ``size_aware``: msup with the study file's pruner (`SizeAwarePruner`);
+- ``mo_asha``: msup's multi-objective ASHA (`MoAshaPruner`, settings `MO_ASHA`
+  plus ``--mo-asha`` overrides), its hypervolume tie-break;
+- ``mo_asha_fb``: the same, with the sampler shown pruned trials where they
+  stood when stopped (``learn_from_pruned``), so the feedback is measured alone;
+- ``mo_asha_fb_crowding`` and ``mo_asha_fb_epsilon``: the other two tie-breaks,
+  with feedback.
 
 For each run: trial-epochs trained, wall time, the hypervolume of the front the
 Optuna study reports (its COMPLETE trials), how many of that front's points
@@ -20,7 +26,7 @@ accuracy x decades of size, reference (accuracy 0, the network's dense fp32
 size), so every run of every arm is measured against the same box.
 
     python benchmarks/search_efficiency.py [--trials 40] [--epochs 20] [--seeds 0 1 2]
-        [--arms none asha median size_aware] [--keep DIR]
+        [--arms none asha median size_aware mo_asha ...] [--mo-asha grace=2 eta=3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any
 
 import optuna
 import torch
+import yaml
 from ray.tune import Callback
 
 from analysis.pareto import hypervolume
@@ -51,7 +58,8 @@ from msup.search.study_config import StudyConfig, build_sampler, load_study_conf
 from msup.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("none", "asha", "median", "size_aware")
+ARMS = ("none", "asha", "median", "size_aware", "mo_asha", "mo_asha_fb", "mo_asha_fb_crowding", "mo_asha_fb_epsilon")
+MO_ASHA = {"name": "mo_asha", "grace": 1, "eta": 3, "tie_break": "hypervolume", "min_accuracy": 0.2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +85,9 @@ class Outcome:
 # --- the four arms ---------------------------------------------------------------------------
 
 
-def arm_config(base: StudyConfig, arm: str, seed: int, trials: int, epochs: int) -> StudyConfig:
+def arm_config(
+    base: StudyConfig, arm: str, seed: int, trials: int, epochs: int, mo_asha: dict[str, Any] = MO_ASHA,
+) -> StudyConfig:
     """The study file with this run's name, budget, epochs, sampler seed and pruner."""
     study_pruner = base.pruner.raw
     pruners = {
@@ -85,6 +95,10 @@ def arm_config(base: StudyConfig, arm: str, seed: int, trials: int, epochs: int)
         "asha": {"name": "none"},  # ASHA replaces msup's scheduler in that arm
         "median": {"name": "median", **{k: study_pruner[k] for k in ("n_startup_trials", "n_warmup_steps") if k in study_pruner}},
         "size_aware": study_pruner,
+        "mo_asha": mo_asha,
+        "mo_asha_fb": mo_asha,
+        "mo_asha_fb_crowding": {**mo_asha, "tie_break": "crowding"},
+        "mo_asha_fb_epsilon": {**mo_asha, "tie_break": "epsilon_net"},
     }
     errors: list[str] = []
     pruner: PrunerSpec = parse_pruner(pruners[arm], "pruner", errors)
@@ -93,7 +107,7 @@ def arm_config(base: StudyConfig, arm: str, seed: int, trials: int, epochs: int)
     train_dict = {**base.train, "optim": {**base.train.get("optim", {}), "epochs": epochs}}
     return dataclasses.replace(
         base, name=f"bench-{arm}-s{seed}", trials=trials, train=train_dict,
-        sampler={**base.sampler, "seed": seed}, pruner=pruner,
+        sampler={**base.sampler, "seed": seed, "learn_from_pruned": "_fb" in arm}, pruner=pruner,
     )
 
 
@@ -184,7 +198,7 @@ class EpochCounter(Callback):
 
 
 RUNNERS: dict[str, Callable[[StudyConfig, Path], tuple[list[Point], int, float]]] = {
-    "none": run_msup, "asha": run_asha, "median": run_msup, "size_aware": run_msup,
+    arm: run_asha if arm == "asha" else run_msup for arm in ARMS
 }
 
 
@@ -199,8 +213,10 @@ def full_budget_accuracies(config: StudyConfig, front: Sequence[Point], epochs: 
     )
 
 
-def run_one(base: StudyConfig, arm: str, seed: int, trials: int, epochs: int, folder: Path) -> Outcome:
-    config = arm_config(base, arm, seed, trials, epochs)
+def run_one(
+    base: StudyConfig, arm: str, seed: int, trials: int, epochs: int, folder: Path, mo_asha: dict[str, Any],
+) -> Outcome:
+    config = arm_config(base, arm, seed, trials, epochs, mo_asha)
     front, trial_epochs, wall = RUNNERS[arm](config, folder)
     full = full_budget_accuracies(config, front, epochs)
     return Outcome(arm, seed, trial_epochs, wall, tuple(front), full)
@@ -266,8 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--mo-asha", nargs="*", default=[], metavar="KEY=VALUE",
+                        help=f"override the mo_asha arms' pruner settings {MO_ASHA} (values are YAML)")
     parser.add_argument("--keep", type=Path, help="keep the study folders here (default: a temporary folder)")
     args = parser.parse_args(argv)
+    mo_asha = {**MO_ASHA, **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.mo_asha)}}
 
     from msup.search.runner import connect
 
@@ -283,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         for seed in args.seeds:
             for arm in args.arms:
-                outcome = run_one(base, arm, seed, args.trials, args.epochs, folder)
+                outcome = run_one(base, arm, seed, args.trials, args.epochs, folder, mo_asha)
                 outcomes.append(outcome)
                 print(f"seed {seed} {arm:<10} {outcome.trial_epochs:>5} trial-epochs {outcome.wall_s:6.0f} s "
                       f"front {len(outcome.front)} ({sum(p.epochs < args.epochs for p in outcome.front)} under-trained)",
@@ -294,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = summary(outcomes, reference, args.epochs)
     print(f"{args.trials} trials x {args.epochs} epochs, seeds {args.seeds}, mean ± std over seeds; "
           f"hypervolume reference: accuracy {reference[0]}, size {reference[1]:.4g} MiB (dense fp32), "
-          f"size axis in decades; pruner of size_aware: {base.pruner.raw}; total {total:.0f} s\n")
+          f"size axis in decades; pruner of size_aware: {base.pruner.raw}; of mo_asha: {mo_asha}; "
+          f"total {total:.0f} s\n")
     print(markdown(table))
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from analysis_fixtures import HEADER
+from analysis_fixtures import HEADER, make_table
 
 from analysis.report import write_study_report
 from msup.cli import main
@@ -128,3 +129,31 @@ def test_registering_the_command_stays_cheap() -> None:
     done = run_python("-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_compare_with_a_table_of_the_best_accuracy_within_size_budgets(study_dir: Path, capsys) -> None:
+    other = study_dir.parent / "other"
+    other.mkdir()
+    make_table([{"coats": 1, "val_acc": 0.65, "size_entropy_mib": 0.25},
+                {"coats": 1, "val_acc": 0.75, "size_entropy_mib": 0.5}]).to_csv(other / "trials.csv", index=False)
+    assert main(["pareto", "good", "--compare", "other", "--table", "--runs-dir", str(study_dir.parent)]) == 0
+    budgets = pd.read_csv(study_dir / "budgets.csv")
+    assert budgets["budget"].tolist() == pytest.approx([0.2, 0.3, 0.4, 0.6])  # x the smallest front size, 0.2
+    assert budgets["multiple"].tolist() == [1.0, 1.5, 2.0, 3.0]
+    assert budgets["good"].tolist() == [0.60, 0.60, 0.60, 0.80]
+    assert budgets["other"].tolist()[1:] == [0.65, 0.65, 0.75] and math.isnan(budgets["other"][0])
+    out = capsys.readouterr().out
+    assert "best val_acc (%) within a size budget" in out and "1.5x" in out and "80.00" in out
+
+
+def test_by_coats_draws_a_front_per_coat_count_and_says_where_n_above_1_is_on_the_front(study_dir: Path, capsys) -> None:
+    assert main(["pareto", "good", "--by", "coats", "--table", "--runs-dir", str(study_dir.parent)]) == 0
+    assert (study_dir / "pareto-by-coats.png").stat().st_size > 0 and not (study_dir / "pareto.png").exists()
+    out = capsys.readouterr().out
+    assert "N > 1 on the overall front: 2 of 3 points, at 0.6 MiB, 1.2 MiB" in out
+    assert pd.read_csv(study_dir / "budgets.csv").columns.tolist() == ["budget", "multiple", "N=1", "N=2", "N=3"]
+
+
+def test_by_coats_takes_one_study(study_dir: Path, capsys) -> None:
+    assert main(["pareto", "good", "--by", "coats", "--compare", "good", "--runs-dir", str(study_dir.parent)]) == 2
+    assert "leave out --compare" in capsys.readouterr().err

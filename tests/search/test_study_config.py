@@ -88,3 +88,13 @@ def test_a_size_budget_is_kept_in_the_resolved_study(tmp_path):
     assert config.size_budget is not None and config.size_budget.rejection(0.0113) == "size 0.0113 MiB over the budget 0.008 MiB"
     assert config.size_budget.rejection(0.008) is None and config.size_budget.violation(0.0113) == pytest.approx(0.0033)
     assert load_study_config(write(tmp_path, config.to_dict())).size_budget == config.size_budget
+
+
+def test_the_edge_popup_twin_differs_from_the_default_study_only_in_its_coats():
+    msup, twin = (load_study_config(REPO / "studies" / f"{name}.yaml") for name in ("digits", "digits-edge-popup"))
+    mine, theirs = msup.to_dict(), twin.to_dict()
+    assert {k for k in mine if mine[k] != theirs[k]} == {"name", "description", "search_space"}
+    coat_settings = {"coats", "coat_keep", "scale_init", "grad_normalize"}  # what N = 1 fixes or leaves out
+    params = {name: spec for name, spec in mine["search_space"]["parameters"].items() if name not in coat_settings}
+    assert params == {n: s for n, s in theirs["search_space"]["parameters"].items() if n not in coat_settings}
+    assert twin.space.max_coats == 1
