@@ -93,3 +93,23 @@ def test_exact_nested_levels_with_many_ties_and_a_wide_range(sparsities):
     assert torch.bincount(levels, minlength=len(sparsities) + 1).tolist() == list(level_counts(4000, sparsities))
     for level in range(1, len(sparsities) + 1):
         assert scores.abs()[levels >= level].min() >= scores.abs()[levels < level].max()
+
+
+# Weights kept per coat by the M-Sup authors' code (its percentile threshold, then |score| >= threshold),
+# recorded with benchmarks/reference_agreement.py on random scores: (layer size, sparsities) -> counts.
+REFERENCE_KEPT = {
+    (36864, (0.7, 0.9)): (11059, 3687),
+    (36864, (0.7, 0.9212, 0.9685)): (11059, 2905, 1162),
+    (36864, (0.6, 0.8, 0.9, 0.95)): (14746, 7373, 3687, 1844),
+    (16384, (0.7, 0.9212, 0.9685)): (4915, 1291, 517),
+    (2560, (0.6, 0.8, 0.9, 0.95)): (1024, 512, 256, 128),
+    (3456, (0.7, 0.9212, 0.9685)): (1037, 273, 109),
+}
+
+
+@pytest.mark.parametrize(("n", "sparsities"), sorted(REFERENCE_KEPT))
+def test_kept_counts_are_within_one_weight_of_the_reference_implementation(n, sparsities):
+    """The reference reads its threshold at sorted index 1 + floor(p (n - 1)); msup rounds n (1 - p) half up."""
+    ours, theirs = kept_counts(n, sparsities), REFERENCE_KEPT[(n, sparsities)]
+    assert all(abs(a - b) <= 1 for a, b in zip(ours, theirs))
+    assert theirs == tuple(n - 1 - int(p * (n - 1)) for p in sparsities)
