@@ -13,6 +13,7 @@ digits recipe, ``studies/train/digits-mlp.yaml``)::
       dense: false            # true: the dense trainable baseline (mask section ignored)
       dense_first_last: false # keep the first and last layer dense and trained
       bn_affine: true         # learned BatchNorm gamma/beta (false: edge-popup)
+      width: 1.0              # multiplier of every layer's width (Conv-n models only)
     mask:
       coats: null             # optional N, a check: must equal len(sparsities)
       sparsities: [0.5, 0.75, 0.9]   # cumulative p_1 < ... < p_N in (0, 1)
@@ -103,6 +104,7 @@ class ModelSettings:
     dense: bool = _spec(False, "bool")
     dense_first_last: bool = _spec(False, "bool")
     bn_affine: bool = _spec(True, "bool")
+    width: float = _spec(1.0, "float", _above(0))
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class TrainConfig:
         info = dataset_info(self.data.name)
         return ModelSpec(
             self.model.name, info.num_classes, info.input_shape, self.mask_config(),
-            self.model.dense_first_last, self.model.bn_affine,
+            self.model.dense_first_last, self.model.bn_affine, self.model.width,
         )
 
 

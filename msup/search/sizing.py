@@ -19,7 +19,8 @@ class SizeCache:
 
     def sizes(self, config: TrainConfig) -> dict[str, float]:
         spec = config.model_spec()
-        key = (spec.name, spec.num_classes, spec.input_shape, spec.dense_first_last, spec.bn_affine, spec.mask is None)
+        key = (spec.name, spec.num_classes, spec.input_shape, spec.dense_first_last, spec.bn_affine, spec.width,
+               spec.mask is None)
         if key not in self._inventories:
             self._inventories[key] = inventory(spec.build())
         size = model_size(self._inventories[key], config.mask.sparsities)

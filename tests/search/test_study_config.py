@@ -90,8 +90,9 @@ def test_a_size_budget_is_kept_in_the_resolved_study(tmp_path):
     assert load_study_config(write(tmp_path, config.to_dict())).size_budget == config.size_budget
 
 
-def test_the_edge_popup_twin_differs_from_the_default_study_only_in_its_coats():
-    msup, twin = (load_study_config(REPO / "studies" / f"{name}.yaml") for name in ("digits", "digits-edge-popup"))
+@pytest.mark.parametrize("study", ["digits", "mnist5k-conv"])
+def test_the_edge_popup_twin_differs_from_its_study_only_in_its_coats(study):
+    msup, twin = (load_study_config(REPO / "studies" / f"{name}.yaml") for name in (study, f"{study}-edge-popup"))
     mine, theirs = msup.to_dict(), twin.to_dict()
     assert {k for k in mine if mine[k] != theirs[k]} == {"name", "description", "search_space"}
     coat_settings = {"coats", "coat_keep", "scale_init", "grad_normalize"}  # what N = 1 fixes or leaves out
