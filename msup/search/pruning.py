@@ -118,11 +118,16 @@ class MoAshaPruner(LedgerPruner):
     """Multi-objective ASHA (`msup.search.rungs`): at rungs ``grace * eta**k``, keep the top ``1/eta``.
 
     Every trial that reached a rung counts, whatever its state, so the rule
-    acts from the first trial on. ``min_accuracy`` is the accuracy below which
-    a point is of no use (e.g. chance level); ``tie_break`` orders a front.
+    acts from the first trial on. ``rungs`` (a list of epochs) replaces the
+    geometric rungs, so how often trials are judged and how many go on can be
+    set apart. ``min_accuracy`` is the accuracy below which a point is of no
+    use (e.g. chance level); ``tie_break`` orders a front.
     """
 
-    def __init__(self, grace: int = 1, eta: float = 3.0, tie_break: str = "hypervolume", min_accuracy: float = 0.0) -> None:
+    def __init__(
+        self, grace: int = 1, eta: float = 3.0, tie_break: str = "hypervolume", min_accuracy: float = 0.0,
+        rungs: Sequence[int] | None = None,
+    ) -> None:
         if isinstance(grace, bool) or not isinstance(grace, int) or grace < 1:
             raise ValueError(f"grace={grace!r} must be a whole number of epochs >= 1")
         if not isinstance(eta, (int, float)) or not 1.0 < eta < math.inf:
@@ -131,11 +136,20 @@ class MoAshaPruner(LedgerPruner):
             raise ValueError(f"tie_break={tie_break!r} is not one of {', '.join(TIE_BREAKS)}")
         if not isinstance(min_accuracy, (int, float)) or not 0.0 <= min_accuracy < 1.0:
             raise ValueError(f"min_accuracy={min_accuracy!r} must lie in [0, 1)")
+        if rungs is not None and (not isinstance(rungs, Sequence) or not rungs or any(
+                isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rungs)):
+            raise ValueError(f"rungs={rungs!r} must be a list of whole epochs >= 1")
         self.grace, self.eta, self.tie_break, self.min_accuracy = grace, float(eta), tie_break, float(min_accuracy)
+        self.rungs = None if rungs is None else sorted(set(rungs))
+
+    def rung_epochs(self, epochs: int) -> list[int]:
+        if self.rungs is not None:
+            return [r for r in self.rungs if r < epochs]
+        return rung_epochs(self.grace, self.eta, epochs)
 
     def decide_from(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int) -> bool:
         points = ledger.reached.get(epoch, {})
-        if epoch not in rung_epochs(self.grace, self.eta, epochs) or record.number not in points:
+        if epoch not in self.rung_epochs(epochs) or record.number not in points:
             return False
         dense = record.attrs.get("dense_mib")
         largest = max(size for size, _ in points.values())

@@ -122,7 +122,14 @@ def test_rungs_sit_at_grace_times_powers_of_eta(grace: int, eta: float, epochs: 
     assert rung_epochs(grace, eta, epochs) == rungs
 
 
-@pytest.mark.parametrize("options", [{"grace": 0}, {"eta": 1}, {"tie_break": "random"}, {"min_accuracy": 1.0}, {"grace": 1.5}])
+def test_explicit_rungs_replace_the_geometric_ones() -> None:
+    assert MoAshaPruner(rungs=[6, 2, 2]).rung_epochs(epochs=20) == [2, 6]
+    assert MoAshaPruner(rungs=[2, 30]).rung_epochs(epochs=20) == [2]
+    assert MoAshaPruner(grace=2, eta=2).rung_epochs(epochs=20) == [2, 4, 8, 16]
+
+
+@pytest.mark.parametrize("options", [{"grace": 0}, {"eta": 1}, {"tie_break": "random"}, {"min_accuracy": 1.0},
+                                     {"grace": 1.5}, {"rungs": []}, {"rungs": [0, 2]}, {"rungs": 3}])
 def test_mo_asha_rejects_bad_settings(options: dict) -> None:
     errors: list[str] = []
     parse_pruner({"name": "mo_asha", **options}, "pruner", errors)
