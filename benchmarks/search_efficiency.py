@@ -27,6 +27,11 @@ size), so every run of every arm is measured against the same box.
 
     python benchmarks/search_efficiency.py [--trials 40] [--epochs 20] [--seeds 0 1 2]
         [--arms none asha median size_aware mo_asha ...] [--mo-asha grace=2 eta=3] [--keep DIR]
+        [--earlier DIR/outcomes.json]
+
+``--earlier`` adds the outcomes a kept earlier run saved (for the seeds asked
+for, and arms not run now) to the table, so the ``none`` reference need not be
+trained again to compare new pruner settings with it.
 """
 
 from __future__ import annotations
@@ -222,6 +227,13 @@ def run_one(
     return Outcome(arm, seed, trial_epochs, wall, tuple(front), full)
 
 
+def load_outcomes(path: Path) -> list[Outcome]:
+    """Outcomes as a kept run wrote them (``outcomes.json``: plain JSON, no pickles)."""
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    return [Outcome(**{**row, "front": tuple(Point(**p) for p in row["front"]),
+                       "full_accuracies": tuple(row["full_accuracies"])}) for row in rows]
+
+
 def front_hypervolume(accuracies: Sequence[float], front: Sequence[Point], reference: tuple[float, float]) -> float:
     return hypervolume(list(accuracies), [p.size for p in front], reference)
 
@@ -285,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mo-asha", nargs="*", default=[], metavar="KEY=VALUE",
                         help=f"override the mo_asha arms' pruner settings {MO_ASHA} (values are YAML)")
     parser.add_argument("--keep", type=Path, help="keep the study folders here (default: a temporary folder)")
+    parser.add_argument("--earlier", type=Path, help="outcomes.json of an earlier --keep run to include")
     args = parser.parse_args(argv)
     mo_asha = {**MO_ASHA, **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.mo_asha)}}
 
@@ -295,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = load_study_config(args.study)
     reference = (0.0, SizeCache().sizes(base.train_config({}))["dense_mib"])
     connect(None)
-    outcomes: list[Outcome] = []
+    outcomes = [o for o in load_outcomes(args.earlier) if o.seed in args.seeds and o.arm not in args.arms] if args.earlier else []
     with contextlib.ExitStack() as stack:
         folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msup-search-bench-")))
         folder.mkdir(parents=True, exist_ok=True)
