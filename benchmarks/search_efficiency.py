@@ -15,7 +15,8 @@ settings, same seeds):
 - ``mo_asha_fb``: the same, with the sampler shown pruned trials where they
   stood when stopped (``learn_from_pruned``), so the feedback is measured alone;
 - ``mo_asha_fb_crowding`` and ``mo_asha_fb_epsilon``: the other two tie-breaks,
-  with feedback.
+  with feedback;
+- ``size_aware_fb``: ``size_aware`` with the same feedback.
 
 For each run: trial-epochs trained, wall time, the hypervolume of the front the
 Optuna study reports (its COMPLETE trials), how many of that front's points
@@ -63,7 +64,10 @@ from msup.search.study_config import StudyConfig, build_sampler, load_study_conf
 from msup.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("none", "asha", "median", "size_aware", "mo_asha", "mo_asha_fb", "mo_asha_fb_crowding", "mo_asha_fb_epsilon")
+ARMS = (
+    "none", "asha", "median", "size_aware", "mo_asha", "mo_asha_fb", "mo_asha_fb_crowding", "mo_asha_fb_epsilon",
+    "size_aware_fb",
+)
 MO_ASHA = {"name": "mo_asha", "grace": 1, "eta": 3, "tie_break": "hypervolume", "min_accuracy": 0.2}
 
 
@@ -100,6 +104,7 @@ def arm_config(
         "asha": {"name": "none"},  # ASHA replaces msup's scheduler in that arm
         "median": {"name": "median", **{k: study_pruner[k] for k in ("n_startup_trials", "n_warmup_steps") if k in study_pruner}},
         "size_aware": study_pruner,
+        "size_aware_fb": study_pruner,
         "mo_asha": mo_asha,
         "mo_asha_fb": mo_asha,
         "mo_asha_fb_crowding": {**mo_asha, "tie_break": "crowding"},
