@@ -28,11 +28,12 @@ size), so every run of every arm is measured against the same box.
 
     python benchmarks/search_efficiency.py [--trials 40] [--epochs 20] [--seeds 0 1 2]
         [--arms none asha median size_aware mo_asha ...] [--mo-asha grace=2 eta=3] [--keep DIR]
-        [--earlier DIR/outcomes.json]
+        [--earlier DIR/outcomes.json ...]
 
-``--earlier`` adds the outcomes a kept earlier run saved (for the seeds asked
+``--earlier`` adds the outcomes kept earlier runs saved (for the seeds asked
 for, and arms not run now) to the table, so the ``none`` reference need not be
-trained again to compare new pruner settings with it.
+trained again to compare new pruner settings with it; ``--arms`` with no arm
+then only tabulates them.
 """
 
 from __future__ import annotations
@@ -298,11 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--arms", nargs="*", choices=ARMS, default=list(ARMS))
     parser.add_argument("--mo-asha", nargs="*", default=[], metavar="KEY=VALUE",
                         help=f"override the mo_asha arms' pruner settings {MO_ASHA} (values are YAML)")
     parser.add_argument("--keep", type=Path, help="keep the study folders here (default: a temporary folder)")
-    parser.add_argument("--earlier", type=Path, help="outcomes.json of an earlier --keep run to include")
+    parser.add_argument("--earlier", type=Path, nargs="+", default=[],
+                        help="outcomes.json of earlier --keep runs to include")
     args = parser.parse_args(argv)
     mo_asha = {**MO_ASHA, **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.mo_asha)}}
 
@@ -312,8 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)  # retraining runs beside nothing else, like one trial on one CPU
     base = load_study_config(args.study)
     reference = (0.0, SizeCache().sizes(base.train_config({}))["dense_mib"])
-    connect(None)
-    outcomes = [o for o in load_outcomes(args.earlier) if o.seed in args.seeds and o.arm not in args.arms] if args.earlier else []
+    if args.arms:  # tabulating earlier outcomes needs no Ray
+        connect(None)
+    outcomes = [o for path in args.earlier for o in load_outcomes(path) if o.seed in args.seeds and o.arm not in args.arms]
     with contextlib.ExitStack() as stack:
         folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msup-search-bench-")))
         folder.mkdir(parents=True, exist_ok=True)
