@@ -8,7 +8,8 @@ directory (``--runs-dir``, else ``$MSUP_RUNS``, else ``runs``).
 Outputs, all next to the Pareto figure (by default in the study directory):
 ``pareto.png`` (or ``--out``; PNG, SVG or PDF by suffix), ``hypervolume``
 with the same suffix, and ``pareto.csv`` with the front's rows of the first
-study. ``--table`` adds ``budgets.csv``: the best accuracy of every study
+study; an overlay of ``--compare`` studies defaults to
+``pareto-vs-<others>.png`` instead. ``--table`` adds ``budgets.csv``: the best accuracy of every study
 within a few size budgets. ``--by coats`` draws one front per coat count of
 one study instead (default figure ``pareto-by-coats.png``) and says where
 networks with more than one coat lie on its overall front. Everything is
@@ -123,7 +124,12 @@ def write_report(
     first = studies[0]
     if by_coats and len(studies) > 1:
         raise TableError("--by coats draws the fronts of one study; leave out --compare")
-    default_figure = BY_COATS_FIGURE if by_coats else PARETO_FIGURE
+    if by_coats:
+        default_figure = BY_COATS_FIGURE
+    elif len(studies) > 1:  # an overlay must not replace the first study's own figure
+        default_figure = f"pareto-vs-{'-'.join(study.name for study in studies[1:])}.png"
+    else:
+        default_figure = PARETO_FIGURE
     figure_path = check_figure_path(out if out is not None else first.directory / default_figure)
     front = pareto_front(first.trials, x, y)
     reference = shared_reference([study.trials for study in studies], x)
@@ -166,7 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--y", choices=ACCURACY_COLUMNS, default=VAL_ACC,
                         help="accuracy column, drawn in %% (default: %(default)s)")
     parser.add_argument("--compare", nargs="+", action="extend", default=[], metavar="OTHER",
-                        help="further studies to overlay, each front in its own colour")
+                        help="further studies to overlay, each front in its own colour "
+                             "(default figure: <study>/pareto-vs-<others>.png)")
     parser.add_argument("--by", choices=[COATS], help="one front per coat count of the study, and where N > 1 "
                         "lies on its overall front (default figure: <study>/pareto-by-coats.png)")
     parser.add_argument("--table", action="store_true",

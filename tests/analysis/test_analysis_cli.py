@@ -137,6 +137,7 @@ def test_compare_with_a_table_of_the_best_accuracy_within_size_budgets(study_dir
     make_table([{"coats": 1, "val_acc": 0.65, "size_entropy_mib": 0.25},
                 {"coats": 1, "val_acc": 0.75, "size_entropy_mib": 0.5}]).to_csv(other / "trials.csv", index=False)
     assert main(["pareto", "good", "--compare", "other", "--table", "--runs-dir", str(study_dir.parent)]) == 0
+    assert (study_dir / "pareto-vs-other.png").stat().st_size > 0 and not (study_dir / "pareto.png").exists()
     budgets = pd.read_csv(study_dir / "budgets.csv")
     assert budgets["budget"].tolist() == pytest.approx([0.2, 0.3, 0.4, 0.6])  # x the smallest front size, 0.2
     assert budgets["multiple"].tolist() == [1.0, 1.5, 2.0, 3.0]
