@@ -155,16 +155,18 @@ def best_within_budgets(
 ) -> pd.DataFrame:
     """The best ``y`` each study reaches at sizes up to a few budgets, one row per budget.
 
-    Budgets are ``multiples`` of the smallest COMPLETE size across all studies
-    (the left end of the leftmost front), so every study is read at the same
-    sizes. A study with nothing that small gets NaN. Columns: ``budget`` (in
-    the unit of ``x``), ``multiple``, then one column per study.
+    Budgets are ``multiples`` of the smallest *useful* COMPLETE size across all
+    studies: the smallest trial at least half as accurate as the best trial of
+    any study. A tiny network at chance accuracy is on the front too, and
+    anchoring there would read every study at chance. Every study is read at the
+    same sizes, and a study with nothing that small gets NaN. Columns:
+    ``budget`` (in the unit of ``x``), ``multiple``, then one column per study.
     """
     rows = {name: complete_trials(trials, x, y) for name, trials in studies.items()}
-    sizes = [float(r[x].min()) for r in rows.values() if len(r)]
-    if not sizes:
+    best = max((float(r[y].max()) for r in rows.values() if len(r)), default=None)
+    if best is None:
         raise TableError("no COMPLETE trial in any study: no size budget to read the fronts at")
-    smallest = min(sizes)
+    smallest = min(float(r.loc[r[y] >= best / 2, x].min()) for r in rows.values() if (r[y] >= best / 2).any())
     table = pd.DataFrame({BUDGET: [smallest * m for m in multiples], "multiple": list(multiples)})
     for name, r in rows.items():
         table[name] = [r.loc[r[x] <= budget, y].max() if (r[x] <= budget).any() else np.nan for budget in table[BUDGET]]

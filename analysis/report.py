@@ -178,7 +178,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "lies on its overall front (default figure: <study>/pareto-by-coats.png)")
     parser.add_argument("--table", action="store_true",
                         help="also the best accuracy of each study (or coat count) at sizes up to 1x, 1.5x, 2x "
-                             "and 3x the smallest front size, printed and written as budgets.csv")
+                             "and 3x the smallest size at least half as accurate as the best, printed and written "
+                             "as budgets.csv")
     parser.add_argument("--runs-dir", metavar="DIR",
                         help=f"where study names are looked up (default: ${RUNS_ENV} or {DEFAULT_RUNS_DIR})")
 
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.by == COATS:
         print(_coats_on_front(report.front, args.x))
     if report.budgets is not None:
-        print(f"best {args.y} (%) within a size budget (x the smallest front size):")
+        print(f"best {args.y} (%) within a size budget (x the smallest size at least half as accurate as the best):")
         print(_budget_table(report.budgets, args.x))
     print(f"hypervolume: {report.hypervolume:.4g} (accuracy x decades of size; reference: accuracy "
           f"{report.reference[0]:g}, size {format_size(report.reference[1], args.x)})")

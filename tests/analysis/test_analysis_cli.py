@@ -147,6 +147,15 @@ def test_compare_with_a_table_of_the_best_accuracy_within_size_budgets(study_dir
     assert "best val_acc (%) within a size budget" in out and "1.5x" in out and "80.00" in out
 
 
+def test_size_budgets_start_at_the_smallest_useful_trial(study_dir: Path) -> None:
+    from analysis.pareto import best_within_budgets
+
+    chance = make_table([{"val_acc": 0.11, "size_entropy_mib": 0.01}, {"val_acc": 0.9, "size_entropy_mib": 0.5},
+                         {"val_acc": 0.3, "size_entropy_mib": 0.05}])
+    budgets = best_within_budgets({"a": chance})
+    assert budgets["budget"].tolist() == pytest.approx([0.5, 0.75, 1.0, 1.5])  # 0.3 and 0.11 are below half of 0.9
+
+
 def test_by_coats_draws_a_front_per_coat_count_and_says_where_n_above_1_is_on_the_front(study_dir: Path, capsys) -> None:
     assert main(["pareto", "good", "--by", "coats", "--table", "--runs-dir", str(study_dir.parent)]) == 0
     assert (study_dir / "pareto-by-coats.png").stat().st_size > 0 and not (study_dir / "pareto.png").exists()
