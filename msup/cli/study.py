@@ -1,4 +1,4 @@
-"""`msup study launch | resume | status`: multi-objective searches on Ray Tune + Optuna."""
+"""`msup study launch | resume | status | list`: multi-objective searches on Ray Tune + Optuna."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     status.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
     status.set_defaults(run=_status)
 
+    listing = actions.add_parser(
+        "list", help="every study under the runs folder",
+        description="One line per study under the runs folder: trial counts against the budget, whether a "
+                    "driver runs it now, and when a trial last started or finished.",
+    )
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    listing.set_defaults(run=_list)
+
 
 def _quiet_optuna() -> None:
     import optuna
@@ -114,6 +123,27 @@ def _status(args: argparse.Namespace) -> int:
               f"{info['elapsed_s']:.0f} s; driver {'running' if info['driver_running'] else 'not running'}")
         for point in info["front"]:
             print("  front: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in point.items()))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from msup.search.study import list_studies, runs_dir
+
+    _quiet_optuna()
+    rows = list_studies(args.runs_dir)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no studies under {runs_dir(args.runs_dir)}/ (start one with `msup study launch`)")
+    for row in rows:
+        driver = "driver running" if row["driver_running"] else "no driver"
+        if "error" in row:
+            print(f"{row['study']}: unreadable ({row['error']}); {driver}")
+            continue
+        counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
+        print(f"{row['study']}: {counts or 'no trials'} of {row['budget']}; {driver}; "
+              f"last activity {row['last_activity'] or 'never'}")
     return 0
 
 

@@ -163,6 +163,28 @@ def status(folder: Path) -> dict[str, Any]:
     }
 
 
+def list_studies(runs: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every study under the runs folder: counts, budget, whether a driver runs, last activity.
+
+    A study whose storage cannot be read (a database that is down, say) is listed
+    with the reason instead of its counts, so one bad study hides no other.
+    """
+    rows = []
+    for folder in sorted(p.parent for p in runs_dir(runs).glob(f"*/{STUDY_FILE}")):
+        row: dict[str, Any] = {"study": folder.name, "folder": str(folder), "driver_running": driver_running(folder)}
+        try:
+            config = load_study_folder(folder)
+            study = optuna.load_study(study_name=config.name, storage=open_storage(config.storage or default_storage_url(folder)))
+            trials = study.get_trials(deepcopy=False)
+        except Exception as exc:  # a list must not stop at one unreadable study
+            rows.append({**row, "error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]})
+            continue
+        stamps = [t.datetime_complete or t.datetime_start for t in trials if t.datetime_start]
+        rows.append({**row, "budget": config.trials, "counts": _counts(study, with_running=True),
+                     "last_activity": max(stamps).isoformat(timespec="seconds") if stamps else None})
+    return rows
+
+
 # --- internals ---------------------------------------------------------------------------
 
 
