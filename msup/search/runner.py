@@ -30,7 +30,13 @@ TABLES_ENV, TABLES_EVERY_S = "MSUP_TABLES_EVERY_S", 30.0  # trials.csv refreshed
 
 
 def connect(address: str | None) -> None:
-    """Join the Ray cluster at ``address``, or start a private local instance (dashboard off)."""
+    """Join the Ray cluster at ``address``, or start a private local instance (dashboard off).
+
+    With no address, Ray's own rule would join the last cluster ``ray start`` made on this
+    machine, as recorded in its temp folder. After that cluster's head died, the study then
+    waits on a dead address. So no address means a new local instance, unless ``RAY_ADDRESS``
+    is set (as in a Ray job), which Ray then follows.
+    """
     worker_env = failpoints.mark_driver()
     if ray.is_initialized():
         return
@@ -42,7 +48,8 @@ def connect(address: str | None) -> None:
         if address:
             ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
+            ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local", include_dashboard=False,
+                     log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RunError(f"cannot connect to Ray at {address or 'a new local instance'}: {exc}") from None
 

@@ -2,8 +2,10 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import optuna
@@ -104,6 +106,21 @@ def test_a_size_budget_rejects_configurations_before_training(tmp_path):
     assert all(t.constraints["size_budget"] <= 0 for t in trials if t.number in set(trained["trial"]))
     status = studykit.run_msup(["study", "status", name], env)
     assert f"{len(rejected)} REJECTED" in status.stdout, status.stdout
+
+
+def test_a_dead_cluster_left_by_ray_start_is_not_joined(tmp_path):
+    """`ray start` records its address in Ray's temp folder; once that head is gone a local study still runs."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's socket paths live under it
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text("192.0.2.2:41555")  # TEST-NET: nothing answers
+        env = {**studykit.msup_env(tmp_path / "runs"), "RAY_TMPDIR": str(ray_tmp)}
+        env.pop("RAY_ADDRESS", None)
+        launched = studykit.run_msup(["study", "launch", str(write_study(tmp_path, "stale", trials=1, epochs=1))], env)
+        assert launched.returncode == 0, launched.stderr[-2000:]
+        assert_consistent(tmp_path / "runs" / "stale", "stale", 1)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 CLUSTER_DRIVER = """
