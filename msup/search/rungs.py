@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -60,10 +61,8 @@ def front_indices(points: Sequence[Point]) -> list[int]:
 
 def tie_scores(front: Sequence[Point], tie_break: str, reference: Point) -> list[float]:
     """A score per point of one front (higher ranks first); equal points get equal scores."""
-    unique = sorted(set(front))  # by size; along a front accuracy rises with size
-    counts = {p: 0 for p in unique}
-    for p in front:
-        counts[p] += 1
+    counts = Counter(front)
+    unique = sorted(counts)  # by size; along a front accuracy rises with size
     if tie_break == "hypervolume":
         scores = _hypervolume_contributions(unique, reference)
         scores = [0.0 if counts[p] > 1 else s for p, s in zip(unique, scores)]  # a duplicate alone adds nothing
@@ -82,8 +81,7 @@ def _log_points(points: Sequence[Point]) -> np.ndarray:
 
 
 def _hypervolume_contributions(front: Sequence[Point], reference: Point) -> list[float]:
-    xs = [math.log10(max(s, 1e-300)) for s, _ in front]
-    accuracies = [a for _, a in front]
+    xs, accuracies = _log_points(front).T.tolist()
     right_edge = max(math.log10(reference[0]), xs[-1])
     scores = []
     for i, (x, accuracy) in enumerate(zip(xs, accuracies)):
