@@ -22,14 +22,18 @@ not with this module: ``msup`` imports it at start-up to build its arguments.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analysis.files import Folder, FolderError, is_uri
 from analysis.table import (
     ACCURACY_COLUMNS, COATS, SEED, SIZE_COLUMNS, SIZE_ENTROPY_MIB, TRIAL, VAL_ACC, TableError,
     format_size, load_trials, size_unit,
@@ -58,7 +62,7 @@ class Report:
     (accuracy fraction, size in the x column's unit).
     """
 
-    paths: dict[str, Path]
+    paths: dict[str, Path | str]  # local paths, or URIs of files written into a study in object storage
     front: pd.DataFrame
     hypervolume: float
     reference: tuple[float, float]
@@ -67,35 +71,42 @@ class Report:
 
 @dataclass(frozen=True)
 class Study:
-    """A study's name (for legends), directory and validated results table."""
+    """A study's name (for legends), folder (a directory, or a prefix in object storage) and validated results table."""
 
     name: str
-    directory: Path
+    folder: Folder
     trials: pd.DataFrame
 
 
-def find_study(name_or_dir: str | PathLike[str], runs_dir: str | PathLike[str] | None = None) -> Path:
-    """Directory of a study: ``name_or_dir`` itself if it holds trials.csv, else ``<runs>/<name>``."""
-    given = Path(name_or_dir)
-    if (given / TRIALS_CSV).is_file():
+def find_study(name_or_dir: str | PathLike[str], runs_dir: str | PathLike[str] | None = None) -> Folder:
+    """Folder of a study: ``name_or_dir`` itself if it holds trials.csv, else ``<runs>/<name>``.
+
+    Either may be an object-store URI (``s3://bucket/runs/name``).
+    """
+    given = Folder(name_or_dir)
+    if given.is_file(TRIALS_CSV):
         return given
-    runs = Path(runs_dir or os.environ.get(RUNS_ENV) or DEFAULT_RUNS_DIR)
-    if (runs / given / TRIALS_CSV).is_file():
-        return runs / given
-    if given.is_dir():
-        raise TableError(f"{given}: no {TRIALS_CSV} in this directory")
-    raise TableError(f"no study {str(name_or_dir)!r}: not a directory with {TRIALS_CSV}, nor one under {runs}/")
+    runs = Folder(runs_dir or os.environ.get(RUNS_ENV) or DEFAULT_RUNS_DIR)
+    if not is_uri(name_or_dir) and (runs / str(name_or_dir)).is_file(TRIALS_CSV):
+        return runs / str(name_or_dir)
+    if given.exists():
+        raise TableError(f"{given}: no {TRIALS_CSV} in this folder")
+    raise TableError(f"no study {str(name_or_dir)!r}: not a folder with {TRIALS_CSV}, nor one under {runs}/")
 
 
 def load_study(name_or_dir: str | PathLike[str], runs_dir: str | PathLike[str] | None = None) -> Study:
-    """Find and validate one study; its name is its directory's name."""
-    directory = find_study(name_or_dir, runs_dir)
-    return Study(directory.resolve().name, directory, load_trials(directory / TRIALS_CSV))
+    """Find and validate one study; its name is its folder's name."""
+    try:
+        folder = find_study(name_or_dir, runs_dir)
+        data = folder.read_bytes(TRIALS_CSV)
+    except FolderError as exc:
+        raise TableError(str(exc)) from None
+    return Study(folder.name, folder, load_trials(io.BytesIO(data), source=f"{folder}/{TRIALS_CSV}"))
 
 
 def write_study_report(
     study_dir: str | PathLike[str], x: str = SIZE_ENTROPY_MIB, y: str = VAL_ACC
-) -> dict[str, Path]:
+) -> dict[str, Path | str]:
     """Write pareto.png, hypervolume.png and pareto.csv into a finished study's directory.
 
     For the study launcher. Returns the paths by kind (``pareto``,
@@ -116,10 +127,7 @@ def write_report(
     ``table`` also writes the best accuracy of each study (or coat count)
     within size budgets.
     """
-    from analysis.pareto import HYPERVOLUME, best_within_budgets, hypervolume_history, pareto_front, shared_reference
-    from analysis.plots import (
-        check_figure_path, compare_figure, hypervolume_figure, pareto_figure, save_figure,
-    )
+    from analysis.plots import check_figure_path
 
     first = studies[0]
     if by_coats and len(studies) > 1:
@@ -130,7 +138,19 @@ def write_report(
         default_figure = f"pareto-vs-{'-'.join(study.name for study in studies[1:])}.png"
     else:
         default_figure = PARETO_FIGURE
-    figure_path = check_figure_path(out if out is not None else first.directory / default_figure)
+    with _output_folder(first.folder if out is None else None) as (home, publish):
+        figure_path = check_figure_path(out if out is not None else home / default_figure)
+        return _write_outputs(studies, x, y, figure_path, by_coats, table, publish)
+
+
+def _write_outputs(
+    studies: Sequence[Study], x: str, y: str, figure_path: Path, by_coats: bool, table: bool,
+    publish: Callable[[Path], Path | str],
+) -> Report:
+    from analysis.pareto import HYPERVOLUME, best_within_budgets, hypervolume_history, pareto_front, shared_reference
+    from analysis.plots import compare_figure, hypervolume_figure, pareto_figure, save_figure
+
+    first = studies[0]
     front = pareto_front(first.trials, x, y)
     reference = shared_reference([study.trials for study in studies], x)
     histories = {study.name: hypervolume_history(study.trials, x, y, reference) for study in studies}
@@ -150,7 +170,19 @@ def write_report(
     if budgets is not None:
         paths["budgets_csv"] = figure_path.with_name(BUDGETS_CSV)
         budgets.to_csv(paths["budgets_csv"], index=False)
-    return Report(paths, front, float(histories[first.name][HYPERVOLUME].iloc[-1]), reference, budgets)
+    published = {kind: publish(path) for kind, path in paths.items()}
+    return Report(published, front, float(histories[first.name][HYPERVOLUME].iloc[-1]), reference, budgets)
+
+
+@contextmanager
+def _output_folder(folder: Folder | None) -> Iterator[tuple[Path, Callable[[Path], Path | str]]]:
+    """Where a report is drawn and how each file gets to its place: a local study directory takes the files as they
+    are; one in object storage gets them from a scratch directory once they are complete."""
+    if folder is None or folder.local is not None:
+        yield (folder.local if folder is not None else Path.cwd()), lambda path: path
+        return
+    with tempfile.TemporaryDirectory(prefix="msup-report-") as scratch:
+        yield Path(scratch), lambda path: folder.upload(path, path.name)
 
 
 def _by_coats(trials: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -247,4 +279,4 @@ def _distinct_names(studies: list[Study], given: list[str]) -> list[Study]:
     """Legends need distinct names: fall back to the arguments as typed if directory names clash."""
     if len({study.name for study in studies}) == len(studies):
         return studies
-    return [Study(text, study.directory, study.trials) for study, text in zip(studies, given)]
+    return [Study(text, study.folder, study.trials) for study, text in zip(studies, given)]

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,19 +70,20 @@ class TableError(ValueError):
     """The results table (or the request about it) is unusable; nothing was written."""
 
 
-def load_trials(path: str | PathLike[str]) -> pd.DataFrame:
-    """Read and validate a ``trials.csv``; `TableError` with a one-line reason if unusable."""
+def load_trials(path: str | PathLike[str] | IO[bytes], source: str | None = None) -> pd.DataFrame:
+    """Read and validate a ``trials.csv`` (a path, or its bytes from ``source``); `TableError` with a one-line reason."""
     import pandas as pd
 
+    source = source or str(path)
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
-        raise TableError(f"{path}: no such file") from None
+        raise TableError(f"{source}: no such file") from None
     except pd.errors.EmptyDataError:
-        raise TableError(f"{path}: the file is empty") from None
+        raise TableError(f"{source}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: not a readable CSV table ({str(exc).strip()})") from None
-    return validate_trials(frame, source=str(path))
+        raise TableError(f"{source}: not a readable CSV table ({str(exc).strip()})") from None
+    return validate_trials(frame, source=source)
 
 
 def validate_trials(frame: pd.DataFrame, source: str = "table") -> pd.DataFrame:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from analysis.files import FolderError
 from msup import failpoints
 from msup.errors import InputError, Preempted, RunError, is_disk_full
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Preempted as exc:
         print(f"msup: {exc}", file=sys.stderr)
         return EXIT_PREEMPTED
-    except RunError as exc:
+    except (RunError, FolderError) as exc:  # FolderError: object storage unreachable, or refusing access
         print(f"msup: failed: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     except Exception as exc:

@@ -9,14 +9,15 @@ three sizes, ``dense_mib``, ``compression``, ``wall_s``, ``error`` and
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
+from analysis.files import Folder
 from msup import failpoints
 
 from msup.search.ledger import REJECTED_ATTR, curve_of, outcome
@@ -74,17 +75,13 @@ def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
     return row
 
 
-def write_tables(study: optuna.Study, folder: Path, accuracy: str = "val_acc") -> Path:
-    """Write ``trials.csv`` and ``trials.parquet``, each atomically; returns the CSV path."""
+def write_tables(study: optuna.Study, folder: Folder | Path, accuracy: str = "val_acc") -> str:
+    """Write ``trials.csv`` and ``trials.parquet`` into the study folder, each atomically; returns the CSV's location."""
+    folder = Folder(folder)
     table = trials_table(study, accuracy)
-    csv_path = folder / "trials.csv"
-    _replace(csv_path, table.to_csv)
+    csv_location = folder.write_text("trials.csv", table.to_csv(index=False))
     failpoints.reach("study.between_tables")
-    _replace(folder / "trials.parquet", table.to_parquet)
-    return csv_path
-
-
-def _replace(path: Path, write: Callable[..., Any]) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    write(partial, index=False)
-    partial.replace(path)
+    parquet = io.BytesIO()
+    table.to_parquet(parquet, index=False)
+    folder.write_bytes("trials.parquet", parquet.getvalue())
+    return csv_location

@@ -17,6 +17,7 @@ from ray import tune
 from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
+from analysis.files import Folder
 from msup import failpoints
 from msup.errors import Preempted, RunError
 from msup.search.pruning import PruningScheduler
@@ -55,7 +56,7 @@ def connect(address: str | None) -> None:
 
 
 def start_tuner(
-    config: StudyConfig, folder: Path, label: str, storage_url: str, address: str | None, num_samples: int,
+    config: StudyConfig, folder: Folder | Path, label: str, storage_url: str, address: str | None, num_samples: int,
     trainable: Callable[[dict[str, Any]], None] = run_trial,
 ) -> bool:
     """A new Ray Tune run of ``num_samples`` trials; True if Ctrl-C interrupted it.
@@ -63,7 +64,8 @@ def start_tuner(
     ``trainable`` is msup's `run_trial`; benchmarks of the driver pass a synthetic one.
     """
     connect(address)
-    searcher = StudySearcher(config, storage_url, str(folder.resolve()))
+    folder = Folder(folder)
+    searcher = StudySearcher(config, storage_url, folder.uri)
     tuner = tune.Tuner(
         tune.with_resources(trainable, config.ray_resources),
         tune_config=tune.TuneConfig(
@@ -76,12 +78,12 @@ def start_tuner(
         ),
         run_config=tune.RunConfig(
             name=label,
-            storage_path=str((folder / "ray").resolve()),
+            storage_path=(folder / "ray").uri,  # a path, or s3://...: workers upload their checkpoints there
             failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[
                 FailureRecorder(storage_url, config.name, config.size), StopOnFullDisk(),
-                TablesRefresh(storage_url, config.name, str(folder.resolve()), config.accuracy),
+                TablesRefresh(storage_url, config.name, folder.uri, config.accuracy),
                 ProgressLine(config, num_samples),
             ],
             verbose=0,
@@ -90,11 +92,11 @@ def start_tuner(
     return _fit(tuner, config.name)
 
 
-def restore_tuner(config: StudyConfig, run: Path, storage_url: str, address: str | None) -> bool:
+def restore_tuner(config: StudyConfig, run: Folder, storage_url: str, address: str | None) -> bool:
     """Continue the Ray Tune run in ``run`` from its saved state; True if Ctrl-C interrupted it."""
     connect(address)
     tuner = tune.Tuner.restore(
-        str(run), tune.with_resources(run_trial, config.ray_resources), resume_unfinished=True,
+        run.uri, tune.with_resources(run_trial, config.ray_resources), resume_unfinished=True,
     )
     return _fit(tuner, config.name)
 
@@ -199,7 +201,7 @@ class TablesRefresh(Callback):
         from msup.search.storage import open_storage
 
         study = optuna.load_study(study_name=self._study_name, storage=open_storage(self._storage_url))
-        write_tables(study, Path(self._folder), self._accuracy)
+        write_tables(study, Folder(self._folder), self._accuracy)
         self._written = time.monotonic()
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from analysis.files import Folder
 from msup import failpoints
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError
@@ -107,7 +107,7 @@ class StudySearcher(Searcher):
             "epochs": train.optim.epochs,
             "cpus": self._config.cpu,
             "memory_bytes": self._config.memory_bytes,
-            "artifact_path": str(Path(self._folder) / "artifacts" / f"{record.number:05d}.msup"),
+            "artifact_path": (Folder(self._folder) / "artifacts").file_uri(f"{record.number:05d}.msup"),
             "resume_from": resume_from,
         }
 
@@ -117,7 +117,7 @@ class StudySearcher(Searcher):
         if orphan is not None and VALUES_ATTR in orphan.attrs:
             values = orphan.attrs[VALUES_ATTR]
             sizes = {k: orphan.attrs[k] for k in SIZE_ATTRS}
-            return orphan, values, sizes, self._config.train_config(values), latest_checkpoint(Path(self._folder), orphan.number)
+            return orphan, values, sizes, self._config.train_config(values), latest_checkpoint(Folder(self._folder), orphan.number)
         # a new trial, or one a dead driver had only begun to sample (its drawn values are kept)
         if orphan is None:
             trial = self.study.ask()
@@ -203,11 +203,24 @@ class StudySearcher(Searcher):
         return next((self.ledger.trials[n] for n in sorted(self.ledger.unfinished) if n not in owned), None)
 
 
-def latest_checkpoint(folder: Path, number: int) -> str | None:
-    """The newest epoch checkpoint any earlier Ray run of the study saved for Optuna trial ``number``."""
-    found = folder.glob(f"ray/run-*/trial-{number:05d}-*/checkpoint_*/{CHECKPOINT_FILE}")
-    newest = max(found, key=lambda p: (int(p.parent.name.split("_")[-1]), p.stat().st_mtime), default=None)
-    return None if newest is None else str(newest)
+def latest_checkpoint(folder: Folder, number: int) -> str | None:
+    """The newest epoch checkpoint an earlier Ray run of the study saved for Optuna trial ``number``.
+
+    A later run adopts a trial only after the earlier one ended, so the newest is the
+    highest checkpoint of the latest run that has one (a run's checkpoints count from 0).
+    Lists the runs' trial folders: done only for the few trials a dead driver left.
+    """
+    ray, trial_prefix, newest = folder / "ray", f"trial-{number:05d}-", None
+    for run in ray.children():
+        if not run.startswith("run-") or not run[4:].isdigit():
+            continue
+        for trial in (name for name in (ray / run).children() if name.startswith(trial_prefix)):
+            for checkpoint in (name for name in (ray / run / trial).children() if name.startswith("checkpoint_")):
+                found = ray / run / trial / checkpoint
+                key = (int(run[4:]), int(checkpoint.split("_")[-1]))
+                if (newest is None or key > newest[0]) and found.is_file(CHECKPOINT_FILE):
+                    newest = (key, found.file_uri(CHECKPOINT_FILE))
+    return None if newest is None else newest[1]
 
 
 def tell(ledger: StudyLedger, record: TrialRecord, state: TrialState, values: list[float] | None) -> None:

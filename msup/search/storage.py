@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from analysis.files import Folder
 from msup.errors import InputError
 
 # SQLite waits this long for a lock held by another reader or writer (seconds).
@@ -27,6 +28,21 @@ _SQLITE_TIMEOUT_S = 60
 
 def default_storage_url(study_dir: Path) -> str:
     return f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
+
+
+def study_storage_url(folder: Folder, configured: str | None) -> str:
+    """The storage of the study in ``folder``: the configured one, else a SQLite file in a local folder.
+
+    A folder in object storage cannot hold a SQLite database or a journal file
+    (neither can be locked or appended to there), so it needs a database URL.
+    """
+    if not folder.is_remote:
+        return configured or default_storage_url(folder.local)
+    if configured is None or "://" not in configured or configured.startswith("sqlite"):
+        given = "the default SQLite file" if configured is None else f"storage {redact(configured)!r}"
+        raise InputError(f"study folder {folder.shown} is in object storage, where {given} cannot live: set storage "
+                         "(or --storage) to a database every machine reaches, e.g. postgresql://user@db-host/msup")
+    return configured
 
 
 def redact(url: str) -> str:

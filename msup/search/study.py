@@ -4,6 +4,9 @@ Layout of a study folder: ``study.yaml`` (the resolved config), ``optuna.db``
 (or the configured storage), ``ray/run-<k>/`` (one Ray Tune experiment per
 launch or extension), ``artifacts/<trial>.msup``, ``trials.csv`` (+ Parquet),
 ``pareto.png`` / ``pareto.csv``, and ``driver.lock`` (held while a driver runs).
+The folder may be a prefix in object storage (``s3://bucket/runs/<name>``): then
+the storage must be a database every machine reaches, which also holds the
+driver's lease (`msup.search.driver_lock`), and no file system is shared.
 
 One name keys everything: the folder, the Optuna study and the Ray runs. The
 Optuna storage is the source of truth for what was tried; Ray's experiment
@@ -12,9 +15,8 @@ folders let a crashed run continue its unfinished trials from checkpoints.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,90 +28,86 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from analysis.files import Folder, is_uri
 from analysis.table import REJECTED
 from msup import failpoints
 from msup.errors import InputError, RunError
 from msup.search.ledger import outcome, release_ledgers
-from msup.search.study_config import NAME_PATTERN, StudyConfig, load_study_config
-from msup.search.storage import default_storage_url, load_or_create, open_storage
+from msup.search.driver_lock import Holder, hold_driver_lock, running_driver
+from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study_text
+from msup.search.storage import load_or_create, open_storage, study_storage_url
 
-STUDY_FILE, LOCK_FILE, RAY_DIR, ARTIFACT_DIR = "study.yaml", "driver.lock", "ray", "artifacts"
+STUDY_FILE, RAY_DIR, ARTIFACT_DIR = "study.yaml", "ray", "artifacts"
 FINISHED = (TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name)  # what uses the trial budget
 RUNS_ENV = "MSUP_RUNS"
+RUN_NAME = re.compile(r"^run-[0-9]+$")
 
 
-def runs_dir(explicit: str | Path | None = None) -> Path:
-    return Path(explicit or os.environ.get(RUNS_ENV) or "runs")
+def runs_dir(explicit: str | Path | None = None) -> Folder:
+    """The folder of study folders: ``explicit``, else ``$MSUP_RUNS``, else ``./runs``; a path or an ``s3://`` URI."""
+    return Folder(explicit or os.environ.get(RUNS_ENV) or "runs")
 
 
-def find_study_dir(name_or_dir: str, runs: str | Path | None = None) -> Path:
-    """The folder of an existing study, by path or by name under the runs folder."""
+def find_study_dir(name_or_dir: str, runs: str | Path | None = None) -> Folder:
+    """The folder of an existing study: by path or URI, or by name under the runs folder."""
+    if is_uri(name_or_dir):
+        folder = Folder(name_or_dir)
+        if not folder.is_file(STUDY_FILE):
+            raise InputError(f"no study at {folder.shown}: it holds no {STUDY_FILE}")
+        return folder
     given = Path(name_or_dir)
     if (given / STUDY_FILE).is_file():
-        return given.resolve()
+        return Folder(given.resolve())
     if not NAME_PATTERN.match(name_or_dir):
         raise InputError(f"{name_or_dir!r} is neither a study folder nor a valid study name")
     folder = runs_dir(runs) / name_or_dir
-    if not (folder / STUDY_FILE).is_file():
-        raise InputError(f"no study {name_or_dir!r}: {folder / STUDY_FILE} does not exist (start one with `msup study launch`)")
-    return folder.resolve()
+    if not folder.is_file(STUDY_FILE):
+        raise InputError(f"no study {name_or_dir!r}: {folder.shown}/{STUDY_FILE} does not exist "
+                         "(start one with `msup study launch`)")
+    return folder
 
 
-def load_study_folder(folder: Path) -> StudyConfig:
+def load_study_folder(folder: Folder) -> StudyConfig:
     """The resolved study a folder was launched with (validated again: the file may have been edited)."""
-    return load_study_config(folder / STUDY_FILE)
+    source = f"{folder.shown}/{STUDY_FILE}"
+    try:
+        text = folder.read_text(STUDY_FILE)
+    except FileNotFoundError:
+        raise InputError(f"study file {source!r} does not exist") from None
+    return parse_study_text(text, folder.local or Path.cwd(), source)
 
 
 @contextmanager
-def driver_lock(folder: Path) -> Iterator[None]:
-    """Exclusive lock for the one driver of a study; the OS drops it if the driver dies."""
-    handle = open(folder / LOCK_FILE, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise InputError(f"study {folder.name!r} already has a running driver (lock {folder / LOCK_FILE})") from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "started": time.time()}))
-        handle.flush()
-        yield
-    finally:
-        release_ledgers()  # the driver's in-memory view of the study is valid only while it holds the lock
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
-def driver_running(folder: Path) -> bool:
-    if not (folder / LOCK_FILE).exists():
-        return False
-    with open(folder / LOCK_FILE) as handle:
+def driver_lock(folder: Folder, storage_url: str = "") -> Iterator[None]:
+    """Exclusive hold of a study for its one driver (`msup.search.driver_lock`)."""
+    with hold_driver_lock(folder.name, folder.local, storage_url):
         try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+            yield
+        finally:
+            release_ledgers()  # the driver's in-memory view of the study is valid only while it holds the lock
 
 
 @dataclass(frozen=True)
 class StudyOutcome:
-    folder: Path
+    folder: Folder
     counts: dict[str, int]
-    paths: dict[str, Path]
+    paths: dict[str, str]
 
 
 def launch(config: StudyConfig, runs: str | Path | None = None, address: str | None = None) -> StudyOutcome:
-    """Create ``runs/<name>/`` and run the study's whole budget; refuses an existing name."""
-    folder = runs_dir(runs) / config.name
-    if (folder / STUDY_FILE).exists():
-        raise InputError(f"study {config.name!r} already exists in {folder}; continue it with `msup study resume {config.name}`")
-    storage_url = config.storage or default_storage_url(folder)
+    """Create ``<runs>/<name>/`` and run the study's whole budget; refuses an existing name.
+
+    The runs folder is ``runs``, else the study file's ``runs_dir``, else ``$MSUP_RUNS``, else ``./runs``.
+    """
+    folder = runs_dir(runs or config.runs_dir) / config.name
+    if folder.exists(STUDY_FILE):
+        raise InputError(f"study {config.name!r} already exists in {folder.shown}; "
+                         f"continue it with `msup study resume {config.name}`")
+    storage_url = study_storage_url(folder, config.storage)
     if config.storage:  # a bad URL or path must fail before anything is written
         open_storage(storage_url)
-    folder.mkdir(parents=True, exist_ok=True)
-    with driver_lock(folder):
+    folder.make()
+    with driver_lock(folder, storage_url):
         study = _open_study(config, storage_url)  # tables first: readers find the study by its study.yaml
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("pruner", config.pruner.raw)
@@ -118,14 +116,14 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
         return _finish(config, folder, storage_url)
 
 
-def resume(folder: Path, num_samples: int | None = None, address: str | None = None) -> StudyOutcome:
+def resume(folder: Folder, num_samples: int | None = None, address: str | None = None) -> StudyOutcome:
     """Continue a study after a crash or interrupt, or extend it to ``num_samples`` trials in total."""
     config = load_study_folder(folder)
-    storage_url = config.storage or default_storage_url(folder)
+    storage_url = study_storage_url(folder, config.storage)
     target = num_samples or config.trials
     if target < config.trials and num_samples is not None:
         raise InputError(f"--num-samples {num_samples} is below the study's budget of {config.trials} trials")
-    with driver_lock(folder):
+    with driver_lock(folder, storage_url):
         address = address or config.ray_address
         study = _open_study(config, storage_url)
         latest = _latest_run(folder)
@@ -140,12 +138,13 @@ def resume(folder: Path, num_samples: int | None = None, address: str | None = N
         return _finish(config, folder, storage_url)
 
 
-def status(folder: Path) -> dict[str, Any]:
-    """Counts by state, the current front, elapsed time and whether a driver runs."""
+def status(folder: Folder) -> dict[str, Any]:
+    """Counts by state, the current front, elapsed time and whether (and where) a driver runs."""
     from msup.search.results import trials_table
 
     config = load_study_folder(folder)
-    study = optuna.load_study(study_name=config.name, storage=open_storage(config.storage or default_storage_url(folder)))
+    storage_url = study_storage_url(folder, config.storage)
+    study = optuna.load_study(study_name=config.name, storage=open_storage(storage_url))
     trials = study.get_trials(deepcopy=False)
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete] or starts
@@ -153,11 +152,11 @@ def status(folder: Path) -> dict[str, Any]:
     front = sorted(study.best_trials, key=lambda t: t.values[1])
     return {
         "study": config.name,
-        "folder": str(folder),
+        "folder": folder.shown,
         "budget": config.trials,
         "counts": _counts(study, with_running=True),
         "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts else 0.0,
-        "driver_running": driver_running(folder),
+        **_driver_fields(folder, storage_url),
         "front": [{"trial": t.number, config.accuracy: t.values[0], config.size: t.values[1]} for t in front],
         "table": table,
     }
@@ -169,12 +168,17 @@ def list_studies(runs: str | Path | None = None) -> list[dict[str, Any]]:
     A study whose storage cannot be read (a database that is down, say) is listed
     with the reason instead of its counts, so one bad study hides no other.
     """
-    rows = []
-    for folder in sorted(p.parent for p in runs_dir(runs).glob(f"*/{STUDY_FILE}")):
-        row: dict[str, Any] = {"study": folder.name, "folder": str(folder), "driver_running": driver_running(folder)}
+    root, rows = runs_dir(runs), []
+    for folder in (root / name for name in root.children()):
+        if not folder.is_file(STUDY_FILE):
+            continue
+        row: dict[str, Any] = {"study": folder.name, "folder": folder.shown,
+                               "driver_running": running_driver(folder.name, folder.local, "") is not None}
         try:
             config = load_study_folder(folder)
-            study = optuna.load_study(study_name=config.name, storage=open_storage(config.storage or default_storage_url(folder)))
+            storage_url = study_storage_url(folder, config.storage)
+            row.update(_driver_fields(folder, storage_url))
+            study = optuna.load_study(study_name=config.name, storage=open_storage(storage_url))
             trials = study.get_trials(deepcopy=False)
         except Exception as exc:  # a list must not stop at one unreadable study
             rows.append({**row, "error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]})
@@ -188,10 +192,13 @@ def list_studies(runs: str | Path | None = None) -> list[dict[str, Any]]:
 # --- internals ---------------------------------------------------------------------------
 
 
-def _write_study_file(folder: Path, resolved: dict[str, Any]) -> None:
-    partial = folder / f"{STUDY_FILE}.partial"
-    partial.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
-    partial.replace(folder / STUDY_FILE)
+def _driver_fields(folder: Folder, storage_url: str) -> dict[str, Any]:
+    holder = running_driver(folder.name, folder.local, storage_url)
+    return {"driver_running": holder is not None, **({"driver": str(holder)} if isinstance(holder, Holder) else {})}
+
+
+def _write_study_file(folder: Folder, resolved: dict[str, Any]) -> None:
+    folder.write_text(STUDY_FILE, yaml.safe_dump(resolved, sort_keys=False))
 
 
 def _open_study(config: StudyConfig, storage_url: str) -> optuna.Study:
@@ -215,23 +222,23 @@ def _finished(study: optuna.Study) -> int:
     return sum(counts[name] for name in FINISHED)
 
 
-def _latest_run(folder: Path) -> Path | None:
-    runs = sorted((folder / RAY_DIR).glob("run-*"), key=lambda p: int(p.name.split("-")[1]))
-    return runs[-1] if runs else None
+def _latest_run(folder: Folder) -> Folder | None:
+    runs = [name for name in (folder / RAY_DIR).children() if RUN_NAME.match(name)]
+    return folder / RAY_DIR / max(runs, key=lambda name: int(name.split("-")[1])) if runs else None
 
 
-def _restorable(run: Path) -> bool:
+def _restorable(run: Folder) -> bool:
     from ray import tune
 
-    return tune.Tuner.can_restore(str(run))
+    return tune.Tuner.can_restore(run.uri)
 
 
-def _next_run_label(folder: Path) -> str:
+def _next_run_label(folder: Folder) -> str:
     latest = _latest_run(folder)
     return f"run-{1 if latest is None else int(latest.name.split('-')[1]) + 1}"
 
 
-def _run(config: StudyConfig, folder: Path, storage_url: str, address: str | None, num_samples: int, restore: Path | None) -> bool:
+def _run(config: StudyConfig, folder: Folder, storage_url: str, address: str | None, num_samples: int, restore: Folder | None) -> bool:
     """One Ray Tune run: a fresh experiment of ``num_samples`` trials, or a restored one; True if Ctrl-C interrupted it.
 
     An experiment that cannot be restored is reported and skipped: the next fresh run
@@ -255,7 +262,7 @@ def _run(config: StudyConfig, folder: Path, storage_url: str, address: str | Non
     return start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples)
 
 
-def _finish(config: StudyConfig, folder: Path, storage_url: str) -> StudyOutcome:
+def _finish(config: StudyConfig, folder: Folder, storage_url: str) -> StudyOutcome:
     from msup.search.results import write_tables
 
     study = optuna.load_study(study_name=config.name, storage=open_storage(storage_url))
@@ -264,7 +271,7 @@ def _finish(config: StudyConfig, folder: Path, storage_url: str) -> StudyOutcome
     try:
         from analysis.report import write_study_report
 
-        paths.update(write_study_report(folder))
+        paths.update(write_study_report(folder.uri))
     except ValueError as exc:  # no COMPLETE trial yet: no front to draw
         print(f"msup: no Pareto report: {exc}")
     counts = _counts(study, with_running=True)
@@ -272,5 +279,5 @@ def _finish(config: StudyConfig, folder: Path, storage_url: str) -> StudyOutcome
     if unfinished:  # the run was interrupted (Ctrl-C): Ray saved its state for a resume
         print(f"msup: {unfinished} trial(s) unfinished; `msup study resume {config.name}` continues them")
     elif sum(counts[name] for name in FINISHED) == 0:
-        raise RunError(f"study {config.name!r} finished no trial; see {folder / RAY_DIR}")
+        raise RunError(f"study {config.name!r} finished no trial; see {(folder / RAY_DIR).shown}")
     return StudyOutcome(folder, counts, paths)

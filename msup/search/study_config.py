@@ -23,6 +23,9 @@ Schema (paths are relative to the study file)::
                                       # configuration outside it is never trained; it ends REJECTED,
                                       # is told to the sampler as infeasible and uses no budget
     storage: null                     # Optuna URL or journal file; null = sqlite runs/<name>/optuna.db
+                                      # (a runs folder in object storage needs a database URL)
+    runs_dir: null                    # where runs/<name>/ goes: a path or s3://bucket/prefix
+                                      # (--runs-dir wins over it, and it over $MSUP_RUNS)
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
 
 Every problem in the file, the training config and the search space is
@@ -53,7 +56,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 _KEYS = {
     "name", "description", "train", "search_space", "objectives", "trials", "max_concurrent",
-    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address",
+    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address", "runs_dir",
 }
 # Random configurations checked against the training config before a study starts.
 _VALIDATION_SAMPLES = 64
@@ -101,6 +104,7 @@ class StudyConfig:
     size_budget: SizeBudget | None = None
     storage: str | None = None
     ray_address: str | None = None
+    runs_dir: str | None = None
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +124,7 @@ class StudyConfig:
             **({"size_budget": self.size_budget.to_dict()} if self.size_budget is not None else {}),
             "storage": self.storage,
             "ray_address": self.ray_address,
+            **({"runs_dir": self.runs_dir} if self.runs_dir is not None else {}),
         }
 
     @property
@@ -182,13 +187,22 @@ def load_study_config(path: str | Path, **overrides: Any) -> StudyConfig:
     if not path.is_file():
         raise InputError(f"study file {str(path)!r} does not exist")
     try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
+    return parse_study_text(text, path.parent, str(path), **overrides)
+
+
+def parse_study_text(text: str, base_dir: Path, source: str, **overrides: Any) -> StudyConfig:
+    """Validate the YAML text of a study file (read from ``source``; relative paths start at ``base_dir``)."""
+    try:
+        raw = parse_yaml(text)
+    except ValueError as exc:
+        raise InputError(f"{source}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, Mapping):
-        raise InputError(f"{path}: must be a YAML mapping of study settings, got {type(raw).__name__}")
+        raise InputError(f"{source}: must be a YAML mapping of study settings, got {type(raw).__name__}")
     raw = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-    return parse_study(raw, base_dir=path.parent, source=str(path))
+    return parse_study(raw, base_dir=base_dir, source=source)
 
 
 def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -> StudyConfig:
@@ -232,7 +246,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
         if gpu > 1 and gpu != int(gpu):
             errors.append(f"resources.gpu: {gpu} above 1 must be a whole number of GPUs")
     size_budget = _size_budget(raw.get("size_budget"), size, errors)
-    for key in ("storage", "ray_address", "description"):
+    for key in ("storage", "ray_address", "runs_dir", "description"):
         if raw.get(key) is not None and not isinstance(raw.get(key), str):
             errors.append(f"{key}: {raw.get(key)!r} must be a string")
     space = None
@@ -254,7 +268,8 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
         name=name, train=dict(train), space=space, space_raw=dict(space_raw), accuracy=accuracy, size=size,
         trials=trials, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
         memory_gib=memory_gib, size_budget=size_budget,
-        storage=raw.get("storage"), ray_address=raw.get("ray_address"), description=str(raw.get("description") or ""),
+        storage=raw.get("storage"), ray_address=raw.get("ray_address"), runs_dir=raw.get("runs_dir"),
+        description=str(raw.get("description") or ""),
     )
     if train_ok:
         _check_space_against_training(config, source)

@@ -8,6 +8,8 @@ import gc
 import resource
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import torch
 from ray import tune
 from ray.tune import Callback
 
+from analysis.files import split_file
 from msup import failpoints
 from msup.artifact import save_model
 from msup.config import TrainConfig
@@ -53,7 +56,8 @@ def run_trial(config: dict[str, Any]) -> None:
             with checkpoint.as_directory() as folder:
                 trainer.load_checkpoint(Path(folder) / CHECKPOINT_FILE)
         elif config.get("resume_from"):  # a trial recovered from an earlier Ray run of the study
-            trainer.load_checkpoint(config["resume_from"])
+            with _local_copy(config["resume_from"]) as path:
+                trainer.load_checkpoint(path)
         epochs, reported = trainer.config.optim.epochs, False
         for metrics in trainer.epochs():
             failpoints.reach("trial.before_checkpoint")
@@ -106,14 +110,28 @@ def _private_bytes() -> int | None:
     return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmData:")), None)
 
 
+@contextmanager
+def _local_copy(location: str) -> Iterator[Path]:
+    """A file of the study folder on this machine: itself if local, else downloaded for the time being."""
+    folder, name = split_file(location)
+    if folder.local is not None:
+        yield folder.local / name
+        return
+    with tempfile.TemporaryDirectory() as staging:
+        yield folder.download(name, Path(staging) / name)
+
+
 def _final_metrics(trainer: Trainer, artifact_path: str) -> dict[str, float]:
+    """Test the trained network and write its model file (from this worker, also into object storage)."""
     result = trainer.finish()
-    path = Path(artifact_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size_bytes = 0
+    (folder, name), size_bytes = split_file(artifact_path), 0
     if trainer.spec.mask is not None:
-        save_model(trainer.model, trainer.spec, path)
-        size_bytes = path.stat().st_size
+        with tempfile.TemporaryDirectory() as staging:
+            path = (folder.local or Path(staging)) / name
+            folder.make()
+            save_model(trainer.model, trainer.spec, path)
+            size_bytes = path.stat().st_size
+            folder.upload(path, name)
     return {
         "test_acc": result.test_acc,
         "best_test_acc": result.best_test_acc,

@@ -7,34 +7,25 @@ runs, so each run uses a study name of its own and deletes it afterwards.
 
 from __future__ import annotations
 
-import os
 import time
 
 import optuna
 import pytest
 import yaml
+from servers import postgres_url
 from studykit import (
     Driver, assert_consistent, count_states, failpoint_env, msup_env, record, run_msup, unique_name, write_study,
 )
 
-from msup.errors import InputError
 from msup.search.pruning import shadow_study_name
 from msup.search.storage import open_storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
-ENV_VAR = "MSUP_TEST_POSTGRES"
 
 
 @pytest.fixture(scope="module")
 def postgres() -> str:
-    url = os.environ.get(ENV_VAR)
-    if not url:
-        pytest.skip(f"{ENV_VAR} is not set (a postgresql:// URL; .ci/run starts a local server and sets it)")
-    try:
-        optuna.get_all_study_names(open_storage(url))
-    except InputError as exc:
-        pytest.skip(f"the PostgreSQL server of {ENV_VAR} does not answer: {exc}")
-    return url
+    return postgres_url()
 
 
 def test_study_on_postgres_survives_a_killed_driver(tmp_path, postgres):

@@ -409,11 +409,11 @@ def test_ray_study_prunes_divergent_trials(tmp_path: Path, ray_session: Any) -> 
     assert counts["COMPLETE"] + counts["PRUNED"] + counts["FAIL"] == budget
     assert counts["PRUNED"] >= 1 and counts["COMPLETE"] >= 2
 
-    study = optuna.load_study(study_name="diverge", storage=open_storage(f"sqlite:///{outcome.folder / 'optuna.db'}"))
+    study = optuna.load_study(study_name="diverge", storage=open_storage(f"sqlite:///{outcome.folder.local / 'optuna.db'}"))
     pruned = {t.number for t in study.trials if t.state == TrialState.PRUNED}
     assert all(PRUNED_ATTR in study.trials[n].user_attrs for n in pruned)
     assert any(study.trials[n].user_attrs["values"]["lr"] == 1000.0 for n in pruned)
-    table = pd.read_csv(outcome.folder / "trials.csv")
+    table = pd.read_csv(outcome.folder.local / "trials.csv")
     assert set(table.loc[table["state"] == "PRUNED", "trial"]) == pruned
     assert (table.loc[table["state"] == "PRUNED", "epochs"] < 5).all()
     front = {t.number for t in study.best_trials}

@@ -11,6 +11,7 @@ from optuna.trial import TrialState, create_trial
 
 from msup.cli import main
 from msup.search.storage import default_storage_url, load_or_create, open_storage
+from analysis.files import Folder
 from msup.search.study import driver_lock
 from studykit import write_study
 
@@ -36,7 +37,7 @@ def test_list_shows_counts_driver_and_last_activity_of_every_study(tmp_path, cap
     (runs / "broken").mkdir()
     (runs / "broken" / "study.yaml").write_text("name: [unclosed")
     (runs / "not-a-study").mkdir()
-    with driver_lock(busy):
+    with driver_lock(Folder(busy)):
         assert main(["study", "list", "--runs-dir", str(runs), "--format", "json"]) == 0
         rows = {row["study"]: row for row in json.loads(capsys.readouterr().out)}
         assert main(["study", "list", "--runs-dir", str(runs)]) == 0
