@@ -1,9 +1,10 @@
 """The ``pareto`` command and the report a finished study gets.
 
 Shared by ``msup pareto`` (which only registers it) and
-``python -m analysis.pareto``. A study is a directory holding ``trials.csv``
-(see `analysis.table`), named either by its path or by its name under the runs
-directory (``--runs-dir``, else ``$MSUP_RUNS``, else ``runs``).
+``python -m analysis.pareto``. A study is a folder holding ``trials.csv``
+(see `analysis.table`), named either by its path or object-store URI, or by its
+name under the runs folder (``--runs-dir``, else ``$MSUP_RUNS``, else ``runs``).
+The outputs of a study in object storage are drawn locally, then uploaded.
 
 Outputs, all next to the Pareto figure (by default in the study directory):
 ``pareto.png`` (or ``--out``; PNG, SVG or PDF by suffix), ``hypervolume``
@@ -195,7 +196,8 @@ def _by_coats(trials: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments, for both entry points."""
     parser.add_argument("study", metavar="NAME_OR_DIR",
-                        help="study directory holding trials.csv, or a study name under the runs directory")
+                        help="study folder holding trials.csv (a path or an s3:// URI), or a study name under the "
+                             "runs folder")
     parser.add_argument("--out", metavar="FILE",
                         help="Pareto figure path, .png/.svg/.pdf (default: <study>/pareto.png); "
                              "hypervolume and pareto.csv go next to it")
@@ -213,7 +215,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and 3x the smallest size at least half as accurate as the best, printed and written "
                              "as budgets.csv")
     parser.add_argument("--runs-dir", metavar="DIR",
-                        help=f"where study names are looked up (default: ${RUNS_ENV} or {DEFAULT_RUNS_DIR})")
+                        help=f"where study names are looked up, a path or s3://bucket/prefix "
+                             f"(default: ${RUNS_ENV} or {DEFAULT_RUNS_DIR})")
 
 
 def run(args: argparse.Namespace) -> int:

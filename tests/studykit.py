@@ -7,6 +7,7 @@ the Ray processes that driver left behind (never anybody else's).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -23,6 +24,8 @@ from typing import Any
 import optuna
 import pandas as pd
 import yaml
+
+from analysis.files import Folder
 
 MSUP = str(Path(sys.executable).parent / "msup")
 SPACE = {
@@ -172,13 +175,14 @@ class Accounting:
     table: pd.DataFrame
 
 
-def assert_consistent(folder: Path, name: str, budget: int, storage: str | None = None) -> Accounting:
+def assert_consistent(folder: Path | Folder, name: str, budget: int, storage: str | None = None) -> Accounting:
     """Every trial of the budget is COMPLETE, PRUNED or FAIL exactly once; trials.csv agrees row for row.
 
     Configurations rejected for the size budget (never trained) use no budget; they are rows of their own.
     """
-    trials = sorted(load_trials(storage or sqlite_url(folder), name), key=lambda t: t.number)
-    table = pd.read_csv(folder / "trials.csv", keep_default_na=False, na_values=[""])
+    folder = Folder(folder)  # a local directory, or a prefix in object storage
+    trials = sorted(load_trials(storage or sqlite_url(folder.local), name), key=lambda t: t.number)
+    table = pd.read_csv(io.BytesIO(folder.read_bytes("trials.csv")), keep_default_na=False, na_values=[""])
     budgeted = [t for t in trials if "rejected" not in t.user_attrs]
     finished = [t for t in budgeted if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
     accounting = Accounting(

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[2] / "studies" / "digits.yaml"
+RUNS_HELP = "folder of study folders, a path or s3://bucket/prefix (default: $MSUP_RUNS or ./runs)"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,7 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     launch.add_argument("--address", help="Ray cluster address ('auto', ray://host:10001); default: a local instance")
     launch.add_argument("--storage", help="Optuna storage URL (postgresql://..., sqlite:///...) or journal file path")
     launch.add_argument("--num-samples", type=int, help="number of trials (default: the file's trials)")
-    launch.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    launch.add_argument("--runs-dir", help="folder of study folders, a path or s3://bucket/prefix (default: the "
+                        "file's runs_dir, else $MSUP_RUNS, else ./runs); object storage needs a database --storage")
     launch.add_argument("--dry-run", action="store_true", help="validate and show the study, run nothing")
     launch.set_defaults(run=_launch)
 
@@ -42,22 +44,23 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="continue a crashed or interrupted study, or extend it",
         description=(
             "Continue a study after a crash, Ctrl-C or reboot: finished trials are kept, unfinished ones "
-            "continue from their last checkpoint. --num-samples K extends the study to K trials in total."
+            "continue from their last checkpoint. --num-samples K extends the study to K trials in total. "
+            "A study in object storage resumes from any machine that reaches its bucket and database."
         ),
     )
-    resume.add_argument("study", help="study name (under the runs folder) or study folder")
+    resume.add_argument("study", help="study name (under the runs folder), study folder, or its s3:// URI")
     resume.add_argument("--num-samples", type=int, help="total number of trials wanted")
     resume.add_argument("--address", help="Ray cluster address (default: the study's, else a local instance)")
-    resume.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    resume.add_argument("--runs-dir", help=RUNS_HELP)
     resume.set_defaults(run=_resume)
 
     status = actions.add_parser(
         "status", help="trial counts, current Pareto front and driver state",
         description="Counts by state, the current Pareto front, elapsed time and whether a driver is running.",
     )
-    status.add_argument("study", help="study name (under the runs folder) or study folder")
+    status.add_argument("study", help="study name (under the runs folder), study folder, or its s3:// URI")
     status.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    status.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    status.add_argument("--runs-dir", help=RUNS_HELP)
     status.set_defaults(run=_status)
 
     listing = actions.add_parser(
@@ -66,7 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "driver runs it now, and when a trial last started or finished.",
     )
     listing.add_argument("--format", choices=("table", "json"), default="table")
-    listing.add_argument("--runs-dir", help="folder of study folders (default: $MSUP_RUNS or ./runs)")
+    listing.add_argument("--runs-dir", help=RUNS_HELP)
     listing.set_defaults(run=_list)
 
 
@@ -119,8 +122,9 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items())
+        driver = f"running ({info['driver']})" if "driver" in info else "running" if info["driver_running"] else "not running"
         print(f"study {info['study']} ({info['folder']}): {counts} of a budget of {info['budget']}; "
-              f"{info['elapsed_s']:.0f} s; driver {'running' if info['driver_running'] else 'not running'}")
+              f"{info['elapsed_s']:.0f} s; driver {driver}")
         for point in info["front"]:
             print("  front: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in point.items()))
     return 0

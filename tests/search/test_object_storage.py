@@ -7,6 +7,7 @@ study that runs, is killed and resumes there is in tests/faults/test_object_stor
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -90,3 +91,15 @@ def test_pareto_of_a_missing_remote_study_is_one_line(bucket, capsys):
     assert main(["pareto", f"s3://{bucket}/runs/none"]) == 2
     assert capsys.readouterr().err == f"msup: error: no study 's3://{bucket}/runs/none': not a folder with trials.csv, " \
                                       f"nor one under {Path('runs').resolve()}/\n"
+
+
+def test_list_reads_the_studies_of_a_runs_folder_in_object_storage(bucket, capsys):
+    runs = Folder(f"s3://{bucket}/runs")
+    (runs / "gamma").write_text("study.yaml", "name: gamma\nsearch_space: {parameters: {lr: 0.1}}\n"
+                                "storage: postgresql://nobody@127.0.0.1:1/none\n")
+    (runs / "no-study").write_text("notes.txt", "not a study\n")
+    assert main(["study", "list", "--runs-dir", runs.uri, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["study"], row["folder"], row["driver_running"]) for row in rows] == [
+        ("gamma", f"s3://{bucket}/runs/gamma", False)]
+    assert "cannot connect" in rows[0]["error"]

@@ -28,6 +28,20 @@ def test_shipped_studies_are_valid(study):
     assert config.trials >= 1 and config.space.params
 
 
+def test_the_cluster_study_is_valid_and_keeps_its_database_password_out():
+    config = load_study_config(REPO / "studies" / "cluster" / "cifar10-resnet18.yaml")
+    assert config.gpu == 0.25 and config.storage.startswith("postgresql://msup:${PGPASSWORD}@")
+
+
+@pytest.mark.parametrize("manifest", ["rayjob-s3.yaml", "ray-cluster-s3.yaml"])
+def test_the_cluster_examples_without_a_shared_file_system_mount_nothing(manifest):
+    text = (REPO / "studies" / "cluster" / manifest).read_text()
+    spec = yaml.safe_load(text)
+    assert "MSUP_RUNS" in text and "s3://" in text and "nfs" not in text.lower()
+    assert "volumes" not in text and "volumeMounts" not in text and "/mnt/shared" not in text
+    assert spec.get("kind") == "RayJob" or "setup_commands" in spec
+
+
 def test_valid_study_resolves_files_relative_to_itself(tmp_path):
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
     config = load_study_config(write(tmp_path, base(search_space="space.yaml")))
