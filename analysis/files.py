@@ -54,7 +54,11 @@ def split_file(location: str) -> tuple[Folder, str]:
 
 
 class Folder:
-    """A local directory or an object-store prefix; children are named by ``/``."""
+    """A local directory or an object-store prefix; children are named by ``/``.
+
+    A folder and every folder made from it by ``/`` share one file system
+    client, opened on first use (for S3, opening one can cost a request).
+    """
 
     def __init__(self, location: str | PathLike[str] | Folder) -> None:
         if isinstance(location, Folder):
@@ -67,10 +71,10 @@ class Folder:
             parts = urlsplit(text)
             self._base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
             self._query = parts.query  # pyarrow's options (endpoint_override=...), kept on every child
-            self._fs, self._root = None, ""
         else:
             self._base, self._query = os.path.abspath(text), ""
-            self._fs, self._root = None, self._base
+        self._client = _Client(self.uri if self.is_remote else None)
+        self._relative = ""  # below the folder the client was opened for
 
     @property
     def is_remote(self) -> bool:
@@ -97,9 +101,8 @@ class Folder:
 
     def __truediv__(self, name: str) -> Folder:
         child = Folder.__new__(Folder)
-        child._base, child._query = f"{self._base}/{name}", self._query
-        child._fs = self._fs
-        child._root = f"{self._root}/{name}" if self._fs is not None or not self.is_remote else ""
+        child._base, child._query, child._client = f"{self._base}/{name}", self._query, self._client
+        child._relative = f"{self._relative}/{name}" if self._relative else name
         return child
 
     def __str__(self) -> str:
@@ -209,22 +212,18 @@ class Folder:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _filesystem(self):  # noqa: ANN202 - pyarrow.fs.FileSystem, imported late (it is not light)
-        if self._fs is None:
-            from pyarrow import fs
-
-            if self.is_remote:
-                try:
-                    self._fs, self._root = fs.FileSystem.from_uri(self.uri)
-                except (OSError, ValueError) as exc:  # unknown scheme, a file system pyarrow was built without
-                    raise self._error("cannot open it", exc) from None
-            else:
-                self._fs = fs.LocalFileSystem()
-        return self._fs
+    def _filesystem(self):  # noqa: ANN202 - a pyarrow.fs.FileSystem
+        try:
+            return self._client.open()[0]
+        except (OSError, ValueError) as exc:  # unknown scheme, a file system pyarrow was built without
+            raise self._error("cannot open it", exc) from None
 
     def _path(self, name: str) -> str:
-        self._filesystem()
-        return f"{self._root}/{name}" if name else self._root
+        """The path of ``name`` in the file system's own terms (``bucket/prefix/...``, or an absolute path)."""
+        if self.local is not None:
+            return str(self.local / name) if name else str(self.local)
+        _, root = self._client.open()
+        return "/".join(part for part in (root, self._relative, name) if part)
 
     def _info(self, name: str):  # noqa: ANN202 - pyarrow.fs.FileInfo
         try:
@@ -235,3 +234,18 @@ class Folder:
     def _error(self, what: str, exc: BaseException) -> FolderError:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return FolderError(f"{self.shown}: {what} ({reason})")
+
+
+class _Client:
+    """The pyarrow file system of one folder tree, opened once, when first needed."""
+
+    def __init__(self, uri: str | None) -> None:
+        self._uri = uri  # None: the local file system
+        self._opened = None
+
+    def open(self):  # noqa: ANN202 - (pyarrow.fs.FileSystem, root path)
+        if self._opened is None:
+            from pyarrow import fs
+
+            self._opened = fs.FileSystem.from_uri(self._uri) if self._uri else (fs.LocalFileSystem(), "")
+        return self._opened

@@ -141,6 +141,10 @@ class DriverLease:
         except OperationalError:  # the database is gone: the lease runs out by itself
             pass
         self._token = None
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connections (the lease itself is untouched)."""
         self._engine.dispose()
 
     # --- internals -----------------------------------------------------------------------
@@ -199,10 +203,13 @@ def hold_driver_lock(study: str, folder: Path | None, storage_url: str) -> Itera
 def running_driver(study: str, folder: Path | None, storage_url: str) -> Holder | bool | None:
     """The live driver of a study: its `Holder` from a lease, True from a file lock, None if there is none."""
     if uses_lease(storage_url):
+        lease = DriverLease(storage_url, study)
         try:
-            holder = DriverLease(storage_url, study).holder()
-        except InputError:
+            holder = lease.holder()
+        except InputError:  # the database is unreachable: the caller reports that itself
             holder = None
+        finally:
+            lease.close()
         if holder is not None:
             return holder
     return True if folder is not None and _file_locked(folder) else None
