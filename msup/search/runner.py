@@ -57,15 +57,16 @@ def connect(address: str | None) -> None:
 
 def start_tuner(
     config: StudyConfig, folder: Folder | Path, label: str, storage_url: str, address: str | None, num_samples: int,
-    trainable: Callable[[dict[str, Any]], None] = run_trial,
+    trainable: Callable[[dict[str, Any]], None] = run_trial, trial_cap: int | None = None,
 ) -> bool:
     """A new Ray Tune run of ``num_samples`` trials; True if Ctrl-C interrupted it.
 
-    ``trainable`` is msup's `run_trial`; benchmarks of the driver pass a synthetic one.
+    ``trainable`` is msup's `run_trial`; benchmarks of the driver pass a synthetic one. With ``trial_cap``, the
+    run asks for no new configuration once the study holds that many trials (rejected ones included).
     """
     connect(address)
     folder = Folder(folder)
-    searcher = StudySearcher(config, storage_url, folder.uri)
+    searcher = StudySearcher(config, storage_url, folder.uri, trial_cap)
     tuner = tune.Tuner(
         tune.with_resources(trainable, config.ray_resources),
         tune_config=tune.TuneConfig(

@@ -54,9 +54,10 @@ class StudySearcher(Searcher):
     comes from the driver's `StudyLedger`, not from reading the study back.
     """
 
-    def __init__(self, config: StudyConfig, storage_url: str, folder: str) -> None:
+    def __init__(self, config: StudyConfig, storage_url: str, folder: str, trial_cap: int | None = None) -> None:
         super().__init__()  # objectives live in the Optuna study; Ray checks no metric names
         self._config = config
+        self._trial_cap = trial_cap  # no new configuration once the study holds this many trials
         self._storage_url = storage_url
         self._folder = folder  # the study folder: artifacts/ and the checkpoints of earlier Ray runs
         self._owned: dict[str, int] = {}  # Ray trial id -> Optuna trial number
@@ -85,8 +86,10 @@ class StudySearcher(Searcher):
 
     # --- Ray Tune's Searcher interface ---------------------------------------------------
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         for _ in range(MAX_REJECTED_IN_A_ROW):
+            if self._budget_spent():  # rejected configurations used the rest of it
+                return Searcher.FINISHED
             chosen = self._choose()
             if chosen is None:
                 return None
@@ -196,6 +199,9 @@ class StudySearcher(Searcher):
 
     def _tell(self, record: TrialRecord, state: TrialState, values: list[float] | None) -> None:
         tell(self.ledger, record, state, values)
+
+    def _budget_spent(self) -> bool:
+        return self._trial_cap is not None and self._take_orphan() is None and len(self.ledger.trials) >= self._trial_cap
 
     def _take_orphan(self) -> TrialRecord | None:
         """The lowest-numbered unfinished trial no Ray trial of this run owns (its driver died)."""

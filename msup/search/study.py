@@ -112,7 +112,7 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("pruner", config.pruner.raw)
         _write_study_file(folder, {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address})
-        _run(config, folder, storage_url, address or config.ray_address, config.trials, restore=None)
+        _run(config, folder, storage_url, address or config.ray_address, config.trials, restore=None, total=config.trials)
         return _finish(config, folder, storage_url)
 
 
@@ -127,12 +127,12 @@ def resume(folder: Folder, num_samples: int | None = None, address: str | None =
         address = address or config.ray_address
         study = _open_study(config, storage_url)
         latest = _latest_run(folder)
-        if latest is not None and _restorable(latest) and _finished(study) < config.trials:
+        if latest is not None and _restorable(latest) and _finished(study, config) < config.trials:
             if _run(config, folder, storage_url, address, 0, restore=latest):  # Ctrl-C: the rest waits for the next resume
                 return _finish(config, folder, storage_url)
-        remaining = target - _finished(study)
+        remaining = target - _finished(study, config)
         if remaining > 0:
-            _run(config, folder, storage_url, address, remaining, restore=None)
+            _run(config, folder, storage_url, address, remaining, restore=None, total=target)
         if num_samples is not None and num_samples != config.trials:
             _write_study_file(folder, {**config.to_dict(), "trials": num_samples})
         return _finish(config, folder, storage_url)
@@ -216,10 +216,10 @@ def _counts(study: optuna.Study, with_running: bool = False) -> dict[str, int]:
     return counts
 
 
-def _finished(study: optuna.Study) -> int:
-    """Trials that used the budget: a rejected configuration uses none."""
+def _finished(study: optuna.Study, config: StudyConfig) -> int:
+    """Trials that used the budget: a rejected configuration uses none, unless ``size_budget.count_rejected``."""
     counts = _counts(study)
-    return sum(counts[name] for name in FINISHED)
+    return sum(counts[name] for name in FINISHED) + (counts.get(REJECTED, 0) if config.counts_rejected else 0)
 
 
 def _latest_run(folder: Folder) -> Folder | None:
@@ -238,8 +238,13 @@ def _next_run_label(folder: Folder) -> str:
     return f"run-{1 if latest is None else int(latest.name.split('-')[1]) + 1}"
 
 
-def _run(config: StudyConfig, folder: Folder, storage_url: str, address: str | None, num_samples: int, restore: Folder | None) -> bool:
+def _run(
+    config: StudyConfig, folder: Folder, storage_url: str, address: str | None, num_samples: int, restore: Folder | None,
+    total: int = 0,
+) -> bool:
     """One Ray Tune run: a fresh experiment of ``num_samples`` trials, or a restored one; True if Ctrl-C interrupted it.
+
+    ``total`` is the study's whole budget, where rejected configurations use it too.
 
     An experiment that cannot be restored is reported and skipped: the next fresh run
     adopts its unfinished trials from the Optuna storage.
@@ -259,7 +264,8 @@ def _run(config: StudyConfig, folder: Folder, storage_url: str, address: str | N
             return False
         print(f"msup: restored {restore.name} ({time.time() - start:.0f} s)")
         return interrupted
-    return start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples)
+    return start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples,
+                       trial_cap=total if config.counts_rejected else None)
 
 
 def _finish(config: StudyConfig, folder: Folder, storage_url: str) -> StudyOutcome:

@@ -22,6 +22,7 @@ Schema (paths are relative to the study file)::
     size_budget: {max: 0.008}         # optional, in the size objective's unit (min: too): a sampled
                                       # configuration outside it is never trained; it ends REJECTED,
                                       # is told to the sampler as infeasible and uses no budget
+                                      # (count_rejected: true makes each one use a trial of it)
     storage: null                     # Optuna URL or journal file; null = sqlite runs/<name>/optuna.db
                                       # (a runs folder in object storage needs a database URL)
     runs_dir: null                    # where runs/<name>/ goes: a path or s3://bucket/prefix
@@ -68,6 +69,7 @@ class SizeBudget:
 
     min: float | None = None
     max: float | None = None
+    count_rejected: bool = False  # a rejected configuration uses a trial of the study's budget
 
     def violation(self, size: float) -> float:
         """How far ``size`` lies outside (> 0), or inside (<= 0): Optuna's constraint convention."""
@@ -82,8 +84,9 @@ class SizeBudget:
             return f"size {size:.4g} MiB under the budget's minimum {self.min:g} MiB"
         return None
 
-    def to_dict(self) -> dict[str, float]:
-        return {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
+    def to_dict(self) -> dict[str, float | bool]:
+        bounds: dict[str, float | bool] = {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
+        return {**bounds, "count_rejected": True} if self.count_rejected else bounds
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,11 @@ class StudyConfig:
             "ray_address": self.ray_address,
             **({"runs_dir": self.runs_dir} if self.runs_dir is not None else {}),
         }
+
+    @property
+    def counts_rejected(self) -> bool:
+        """Whether a configuration rejected for the size budget uses a trial of the budget."""
+        return self.size_budget is not None and self.size_budget.count_rejected
 
     @property
     def memory_bytes(self) -> int | None:
@@ -280,9 +288,13 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
 def _size_budget(raw: Any, size_key: str, errors: list[str]) -> SizeBudget | None:
     if raw is None:
         return None
-    if not isinstance(raw, Mapping) or not raw or set(raw) - {"min", "max"}:
-        errors.append(f"size_budget: must be a mapping with max and/or min (in MiB of {size_key}), got {raw!r}")
+    if not isinstance(raw, Mapping) or not set(raw) & {"min", "max"} or set(raw) - {"min", "max", "count_rejected"}:
+        errors.append(f"size_budget: must be a mapping with max and/or min (in MiB of {size_key}) and optionally "
+                      f"count_rejected, got {raw!r}")
         return None
+    count_rejected = raw.get("count_rejected", False)
+    if not isinstance(count_rejected, bool):
+        errors.append(f"size_budget.count_rejected: {count_rejected!r} must be true or false")
     if size_key == "size_artifact_bytes":
         errors.append("size_budget: the artifact's size is known only after training; "
                       "budget size_entropy_mib or size_paper_mib instead")
@@ -290,7 +302,7 @@ def _size_budget(raw: Any, size_key: str, errors: list[str]) -> SizeBudget | Non
     bounds = {k: _number_in(raw[k], f"size_budget.{k}", 0.0, None, errors) for k in ("min", "max") if k in raw}
     if "min" in bounds and "max" in bounds and bounds["min"] >= bounds["max"]:
         errors.append(f"size_budget: min {bounds['min']:g} must be below max {bounds['max']:g}")
-    return SizeBudget(bounds.get("min"), bounds.get("max"))
+    return SizeBudget(bounds.get("min"), bounds.get("max"), count_rejected is True)
 
 
 def _check_space_against_training(config: StudyConfig, source: str) -> None:

@@ -108,6 +108,20 @@ def test_a_size_budget_rejects_configurations_before_training(tmp_path):
     assert f"{len(rejected)} REJECTED" in status.stdout, status.stdout
 
 
+def test_rejected_configurations_use_the_budget_when_the_study_file_says_so(tmp_path):
+    runs, name, budget = tmp_path / "runs", "counted", 4
+    path = write_study(tmp_path, name, trials=budget, size_budget={"max": 0.006, "count_rejected": True})
+    env = studykit.msup_env(runs)
+    launched = studykit.run_msup(["study", "launch", str(path)], env)
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    table = pd.read_csv(runs / name / "trials.csv")
+    rejected = int((table["state"] == "REJECTED").sum())
+    assert len(table) == budget and 1 <= rejected < budget  # every configuration, trained or not, took a trial
+    assert_consistent(runs / name, name, budget - rejected)
+    resumed = studykit.run_msup(["study", "resume", name], env)  # nothing left to run
+    assert resumed.returncode == 0 and len(load(runs / name, name).get_trials()) == budget, resumed.stderr[-2000:]
+
+
 def test_a_dead_cluster_left_by_ray_start_is_not_joined(tmp_path):
     """`ray start` records its address in Ray's temp folder; once that head is gone a local study still runs."""
     ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's socket paths live under it
