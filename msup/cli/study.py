@@ -56,10 +56,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     status = actions.add_parser(
         "status", help="trial counts, current Pareto front and driver state",
-        description="Counts by state, the current Pareto front, elapsed time and whether a driver is running.",
+        description="Counts by state, the current Pareto front, elapsed time and whether a driver is running; "
+                    "--watch keeps it on screen, with the running trials and an ETA.",
     )
     status.add_argument("study", help="study name (under the runs folder), study folder, or its s3:// URI")
     status.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    status.add_argument("--watch", action="store_true",
+                        help="redraw in the terminal until Ctrl-C: progress bar, ETA, running trials and their "
+                             "epoch, the top of the front (reads only; the study goes on)")
+    status.add_argument("--every", type=float, default=5.0, metavar="SECONDS",
+                        help="with --watch, seconds between redraws (default: %(default)s)")
     status.add_argument("--runs-dir", help=RUNS_HELP)
     status.set_defaults(run=_status)
 
@@ -112,9 +118,18 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from msup.errors import InputError
     from msup.search.study import find_study_dir, status
 
-    info = status(find_study_dir(args.study, args.runs_dir))
+    folder = find_study_dir(args.study, args.runs_dir)
+    if args.watch:
+        from msup.cli.live import watch
+
+        if args.every <= 0:
+            raise InputError(f"--every {args.every:g} must be above 0 seconds")
+        _quiet_optuna()
+        return watch(lambda: status(folder), args.every)
+    info = status(folder)
     table = info.pop("table")
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
@@ -122,9 +137,10 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items())
-        driver = f"running ({info['driver']})" if "driver" in info else "running" if info["driver_running"] else "not running"
+        from msup.cli.live import driver_text
+
         print(f"study {info['study']} ({info['folder']}): {counts} of a budget of {info['budget']}; "
-              f"{info['elapsed_s']:.0f} s; driver {driver}")
+              f"{info['elapsed_s']:.0f} s; driver {driver_text(info)}")
         for point in info["front"]:
             print("  front: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in point.items()))
     return 0

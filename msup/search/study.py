@@ -32,8 +32,9 @@ from analysis.files import Folder, is_uri
 from analysis.table import REJECTED
 from msup import failpoints
 from msup.errors import InputError, RunError
-from msup.search.ledger import outcome, release_ledgers
+from msup.search.ledger import curve_of, outcome, release_ledgers
 from msup.search.driver_lock import Holder, hold_driver_lock, running_driver
+from msup.search.searcher import VALUES_ATTR
 from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study_text
 from msup.search.storage import load_or_create, open_storage, study_storage_url
 
@@ -150,16 +151,31 @@ def status(folder: Folder) -> dict[str, Any]:
     ends = [t.datetime_complete for t in trials if t.datetime_complete] or starts
     table = trials_table(study, config.accuracy)
     front = sorted(study.best_trials, key=lambda t: t.values[1])
+    elapsed = (max(ends) - min(starts)).total_seconds() if starts else 0.0
+    used = _finished(study, config)
     return {
         "study": config.name,
         "folder": folder.shown,
         "budget": config.trials,
         "counts": _counts(study, with_running=True),
-        "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts else 0.0,
+        "done": used,  # trials of the budget used
+        "elapsed_s": elapsed,
+        "eta_s": elapsed / used * (config.trials - used) if 0 < used < config.trials else None,
         **_driver_fields(folder, storage_url),
+        "running": [_progress(t, config) for t in trials if t.state == TrialState.RUNNING and curve_of(t.user_attrs)],
         "front": [{"trial": t.number, config.accuracy: t.values[0], config.size: t.values[1]} for t in front],
         "table": table,
     }
+
+
+def _progress(trial: optuna.trial.FrozenTrial, config: StudyConfig) -> dict[str, Any]:
+    """Where a running trial stands: its last reported epoch and accuracy (of how many epochs, if known)."""
+    curve = curve_of(trial.user_attrs)
+    try:
+        epochs = config.train_config(trial.user_attrs.get(VALUES_ATTR, {})).optim.epochs
+    except InputError:
+        epochs = None
+    return {"trial": trial.number, "epoch": max(curve), "epochs": epochs, config.accuracy: curve[max(curve)]}
 
 
 def list_studies(runs: str | Path | None = None) -> list[dict[str, Any]]:

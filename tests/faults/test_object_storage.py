@@ -11,6 +11,7 @@ in one line naming the first's host and pid (the lease in the database).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ from servers import new_bucket, postgres_url
 from studykit import Driver, assert_consistent, kill_group, record, release, run_msup, unique_name, wait_for_pause, write_study
 
 from analysis.files import Folder
+from msup import Study
 from msup.search.driver_lock import DriverLease
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
@@ -116,6 +118,16 @@ def test_a_study_in_s3_survives_a_killed_driver_and_resumes_on_another_machine(t
     complete = accounting.table[accounting.table["state"] == "COMPLETE"]["trial"]
     assert set((folder / "artifacts").children()) == {f"{number:05d}.msup" for number in complete}
     assert {"study.yaml", "trials.csv", "trials.parquet", "ray", "artifacts"} <= set(folder.children())
+    if len(complete):  # the report of a finished study is drawn too, into the bucket
+        assert {"pareto.png", "pareto.csv", "hypervolume.png"} <= set(folder.children())
     assert list(work_b.iterdir()) == []  # the resumed study wrote nothing where it ran
+
+    status = run_msup(["study", "status", folder.uri, "--format", "json"], env_b, cwd=work_b, timeout=120)
+    assert status.returncode == 0 and json.loads(status.stdout)["folder"] == folder.uri, status.stderr[-2000:]
+    study = Study.load(folder.uri)  # the notebook API reads the same URI
+    assert list(study.trials["trial"]) == list(accounting.table["trial"])
+    if len(complete):
+        assert not study.model(int(study.best()["trial"])).training
     record("S3 runs folder + PostgreSQL, two-node cluster: SIGKILL of the driver, resume on another machine",
-           faults=1, lost=accounting.lost, duplicated=accounting.duplicated, recovery_s=round(recovery_s, 1))
+           faults=1, lost=accounting.lost, duplicated=accounting.duplicated, recovery_s=round(recovery_s, 1),
+           ray_experiment_restored="msup: restored run-1" in resumed.stdout)
