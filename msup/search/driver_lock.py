@@ -6,8 +6,10 @@ driver holds a *lease*: a row of ``msup_driver_leases`` naming its host, pid and
 start, which it renews every third of the lease time (``$MSUP_DRIVER_LEASE_S``,
 default 30 s). A second driver is refused while the lease is fresh; one whose
 holder died (killed, or its machine gone) is free once the lease runs out, since
-nobody renews it. Ages are measured by the database's clock alone, so the
-machines' clocks need not agree. A driver that finds its lease taken over (it
+nobody renews it, and at once for a driver on the holder's own machine that sees
+the holder's process gone (same kernel boot and process namespace, so the pid
+means the same process). Ages are measured by the database's clock alone, so
+the machines' clocks need not agree. A driver that finds its lease taken over (it
 could not renew it in time) stops its run as Ctrl-C does.
 """
 
@@ -42,6 +44,7 @@ _LEASES = sa.Table(
     sa.Column("token", sa.String(64), nullable=False),
     sa.Column("host", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("pid_space", sa.String(128), nullable=False),  # where the pid means a process: boot and namespace
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
     sa.Column("renewed", sa.DateTime(timezone=True), nullable=False),
 )
@@ -109,8 +112,8 @@ class DriverLease:
         """Take the lease, or raise `DriverBusy` naming the live holder; then renew it in the background."""
         self._create_table()
         token = uuid.uuid4().hex
-        fields = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "since": sa.func.now(),
-                  "renewed": sa.func.now()}
+        fields = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "pid_space": pid_space(),
+                  "since": sa.func.now(), "renewed": sa.func.now()}
         try:
             with self._engine.begin() as connection:
                 row = connection.execute(self._current().with_for_update()).first()
@@ -150,12 +153,14 @@ class DriverLease:
     # --- internals -----------------------------------------------------------------------
 
     def _current(self) -> sa.Select:
-        return sa.select(_LEASES.c.host, _LEASES.c.pid, _LEASES.c.since, _LEASES.c.renewed,
+        return sa.select(_LEASES.c.host, _LEASES.c.pid, _LEASES.c.pid_space, _LEASES.c.since, _LEASES.c.renewed,
                          sa.func.now().label("now")).where(_LEASES.c.study == self.study)
 
     def _live(self, row: sa.Row) -> Holder | None:
         age = (row.now - row.renewed).total_seconds()
-        return Holder(row.host, row.pid, row.since, self.lease_s - age) if age <= self.lease_s else None
+        if age > self.lease_s or (row.pid_space == pid_space() != "" and not _process_exists(row.pid)):
+            return None
+        return Holder(row.host, row.pid, row.since, self.lease_s - age)
 
     def _create_table(self) -> None:
         try:
@@ -179,6 +184,25 @@ class DriverLease:
             if not renewed:
                 on_lost(self.study)
                 return
+
+
+def pid_space() -> str:
+    """Where this process's pid names it: the kernel boot and the pid namespace ("" where unknown)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _stop_this_driver(study: str) -> None:

@@ -32,8 +32,8 @@ from analysis.files import Folder, is_uri
 from analysis.table import REJECTED
 from msup import failpoints
 from msup.errors import InputError, RunError
-from msup.search.ledger import curve_of, outcome, release_ledgers
 from msup.search.driver_lock import Holder, hold_driver_lock, running_driver
+from msup.search.ledger import curve_of, outcome, release_ledgers
 from msup.search.searcher import VALUES_ATTR
 from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study_text
 from msup.search.storage import load_or_create, open_storage, study_storage_url
@@ -92,7 +92,7 @@ def driver_lock(folder: Folder, storage_url: str = "") -> Iterator[None]:
 class StudyOutcome:
     folder: Folder
     counts: dict[str, int]
-    paths: dict[str, str]
+    paths: dict[str, Path | str]  # what was written: local paths, or URIs in object storage
 
 
 def launch(config: StudyConfig, runs: str | Path | None = None, address: str | None = None) -> StudyOutcome:
