@@ -7,6 +7,8 @@ scores (their histogram, hence the coded size, is fixed by p). Prints:
 - the file's bytes split into levels / BatchNorm tensors / header, against the
   entropy bound of the levels plus the raw BatchNorm bytes the file must hold;
 - the same for the unary (paper-accounting) code;
+- the file with BatchNorm exact, folded (scale and shift, fp32) and folded in
+  fp16, against the entropy-bound accounting of `msup.sizes`;
 - the paper and entropy-bound MiB of `msup.sizes` for comparison;
 - seconds to encode and decode all levels (codec only, median of repeats) and
   to save / load the whole file (load includes rebuilding the network).
@@ -63,6 +65,14 @@ def main() -> None:
             bound = s.level_entropy_bound_bytes + s.tensor_bytes
             print(f"| {code} | {s.file_bytes:,} | {s.level_bytes:,} | {s.tensor_bytes:,} | {s.header_bytes:,} "
                   f"| {s.level_bytes / s.level_entropy_bound_bytes:.5f} | {bound:,.0f} | {s.file_bytes / bound:.4f} |")
+        print()
+        print("| BatchNorm | file bytes | tensors | header | file / entropy-bound accounting |")
+        print("|---|---:|---:|---:|---:|")
+        for batchnorm in ("exact", "folded", "folded-fp16"):
+            s = save_model(model, spec, path, batchnorm=batchnorm)
+            accounting = s.entropy_mib * 2**20
+            print(f"| {batchnorm} | {s.file_bytes:,} | {s.tensor_bytes:,} | {s.header_bytes:,} | "
+                  f"{s.file_bytes / accounting:.4f} |")
         s = save_model(model, spec, path)
         print()
         print(f"reference sizes (levels + 32-bit BN gamma): paper {s.paper_mib:.3f} MiB, "

@@ -6,6 +6,13 @@ from its seed. Stored are every masked weight's coat level (coded by
 and running statistics, dense layers), raw. Byte layout and the checking
 parser live in `msup.artifact_format`.
 
+``batchnorm="exact"`` (the default) stores BatchNorm as trained, so a loaded
+model's eval outputs equal the saved one's bit for bit. ``"folded"`` stores
+each affine BatchNorm as the per-channel scale and shift it applies in eval
+mode (``gamma / sqrt(var + eps)`` and ``beta - scale * mean``): half the bytes,
+outputs equal up to float rounding, and the model can no longer be trained
+on. ``"folded-fp16"`` stores those in float16 (a quarter of the bytes).
+
 Loading checks the whole file, then checks the header against the
 architecture built on the ``meta`` device (which allocates nothing), and only
 then decodes levels and builds the real model: a bad file raises `InputError`
@@ -55,10 +62,15 @@ T = TypeVar("T")
 # --- writing ------------------------------------------------------------------------------
 
 
-def model_file_bytes(model: nn.Module, spec: ModelSpec, code: str = "entropy") -> bytes:
+BATCHNORM = {"exact": None, "folded": torch.float32, "folded-fp16": torch.float16}  # option -> folded dtype
+
+
+def model_file_bytes(model: nn.Module, spec: ModelSpec, code: str = "entropy", batchnorm: str = "exact") -> bytes:
     """The complete ``.msup`` file of ``model`` (built from ``spec``), in memory."""
     _require_little_endian()
     check_code(code)
+    if batchnorm not in BATCHNORM:
+        raise InputError(f"batchnorm {batchnorm!r} is not one of {', '.join(BATCHNORM)}")
     if spec.mask is None:
         raise InputError(f"model spec {spec.name!r} has no mask: a dense model has no coat levels to store")
     layers = supermask_layers(model)
@@ -73,7 +85,7 @@ def model_file_bytes(model: nn.Module, spec: ModelSpec, code: str = "entropy") -
         })
         chunks.append(encoded.payload)
     tensor_entries = []
-    for key, tensor in _stored_tensors(model).items():
+    for key, tensor in _stored_tensors(model, BATCHNORM[batchnorm]).items():
         raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
         tensor_entries.append({"name": key, "dtype": DTYPE_NAMES[tensor.dtype], "shape": list(tensor.shape), "bytes": len(raw)})
         chunks.append(raw)
@@ -81,6 +93,7 @@ def model_file_bytes(model: nn.Module, spec: ModelSpec, code: str = "entropy") -
     header = {
         "format_version": FORMAT_VERSION,
         "msup_version": __version__,
+        "batchnorm": "exact" if BATCHNORM[batchnorm] is None else "folded",
         "model_spec": spec.to_dict(),
         "layers": layer_entries,
         "tensors": tensor_entries,
@@ -89,12 +102,14 @@ def model_file_bytes(model: nn.Module, spec: ModelSpec, code: str = "entropy") -
     return frame(header, chunks)
 
 
-def save_model(model: nn.Module, spec: ModelSpec, path: PathLike, code: str = "entropy") -> ArtifactSummary:
+def save_model(
+    model: nn.Module, spec: ModelSpec, path: PathLike, code: str = "entropy", batchnorm: str = "exact",
+) -> ArtifactSummary:
     """Write ``model`` to ``path`` and summarise the file; a reader never sees half a file."""
     target = Path(path)
     if target.is_dir():
         raise InputError(f"{target} is a folder, not a model file path")
-    data = model_file_bytes(model, spec, code)
+    data = model_file_bytes(model, spec, code, batchnorm)
     summary = parse_model_file(data).summary
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -106,9 +121,9 @@ def save_model(model: nn.Module, spec: ModelSpec, path: PathLike, code: str = "e
     return summary
 
 
-def artifact_size_bytes(model: nn.Module, spec: ModelSpec, code: str = "entropy") -> int:
+def artifact_size_bytes(model: nn.Module, spec: ModelSpec, code: str = "entropy", batchnorm: str = "exact") -> int:
     """Bytes of the ``.msup`` file `save_model` would write, computed in memory."""
-    return len(model_file_bytes(model, spec, code))
+    return len(model_file_bytes(model, spec, code, batchnorm))
 
 
 def _encode_layer(name: str, layer: SupermaskMixin, spec: ModelSpec, code: str) -> EncodedLevels:
@@ -129,10 +144,51 @@ def _encode_layer(name: str, layer: SupermaskMixin, spec: ModelSpec, code: str) 
     return encoded
 
 
-def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict minus the scores, which the stored levels replace."""
+def _stored_tensors(model: nn.Module, folded: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The state dict minus the scores, which the stored levels replace.
+
+    With ``folded`` (a dtype), each affine BatchNorm's five tensors become its eval-mode
+    ``scale`` and ``shift`` in that dtype, and a plain BatchNorm loses only its batch counter.
+    """
     scores = {f"{name}.scores" for name, _ in supermask_layers(model)}
-    return {key: value for key, value in model.state_dict().items() if key not in scores}
+    tensors = {key: value for key, value in model.state_dict().items() if key not in scores}
+    if folded is None:
+        return tensors
+    batchnorms = dict(_batchnorms(model))
+    stored: dict[str, torch.Tensor] = {}
+    for key, value in tensors.items():
+        prefix, _, field = key.rpartition(".")
+        bn = batchnorms.get(prefix)
+        if bn is None or (field != "num_batches_tracked" and not (bn.affine and bn.track_running_stats)):
+            stored[key] = value
+        elif field == "num_batches_tracked":
+            continue
+        elif field == "weight":  # the first of the module's tensors: its place in the file
+            scale, shift = _fold(bn)
+            stored[f"{prefix}.scale"], stored[f"{prefix}.shift"] = scale.to(folded), shift.to(folded)
+    return stored
+
+
+def _batchnorms(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _fold(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel ``scale`` and ``shift`` an affine BatchNorm applies in eval mode, in float64 then cast."""
+    var, mean = bn.running_var.double(), bn.running_mean.double()
+    scale = bn.weight.detach().double() / torch.sqrt(var + bn.eps)
+    return scale.float(), (bn.bias.detach().double() - scale * mean).float()
+
+
+def _unfold(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Install folded scales and shifts: weight = scale, bias = shift, mean 0, and var + eps == 1 exactly."""
+    with torch.no_grad():
+        for name, bn in _batchnorms(model):
+            if bn.affine and f"{name}.scale" in tensors:
+                bn.weight.copy_(tensors.pop(f"{name}.scale").float())
+                bn.bias.copy_(tensors.pop(f"{name}.shift").float())
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)  # in float32, (1 - eps) + eps rounds to exactly 1
 
 
 def _require_little_endian() -> None:
@@ -183,7 +239,8 @@ def _rebuild(data: bytes) -> tuple[nn.Module, ModelSpec]:
     levels = {layer.name: _decode(layer, payload) for layer, payload in parsed.layer_payloads()}
     tensors = {tensor.name: _tensor_from_bytes(tensor, raw) for tensor, raw in parsed.tensor_payloads()}
     model = spec.build()
-    model.load_state_dict(tensors, strict=False)  # only the scores are missing; the levels replace them
+    _unfold(model, tensors)
+    model.load_state_dict(tensors, strict=False)  # only the scores (and folded BatchNorm tensors) are missing
     with torch.no_grad():
         for name, layer in supermask_layers(model):
             installed = torch.from_numpy(levels[name]).view(layer.weight.shape)
@@ -203,9 +260,10 @@ def _check_architecture(summary: ArtifactSummary) -> None:
         [(layer.name, layer.shape) for layer in summary.layers],
         summary.spec.name,
     )
+    folded = torch.float32 if summary.batchnorm == "folded" else None  # the dtype does not change the names
     _compare(
         "tensor",
-        [(key, tuple(value.shape)) for key, value in _stored_tensors(skeleton).items()],
+        [(key, tuple(value.shape)) for key, value in _stored_tensors(skeleton, folded).items()],
         [(tensor.name, tensor.shape) for tensor in summary.tensors],
         summary.spec.name,
     )

@@ -2,7 +2,13 @@
 
 Layout (integers little-endian)::
 
-    MAGIC (8 bytes) | header length (u64) | header (UTF-8 JSON) | body | SHA-256 of all preceding bytes
+    MAGIC (8 bytes) | header length (u64) | header | body | SHA-256 of all preceding bytes
+
+The header is UTF-8 JSON, zlib-compressed since format version 2 (version 1
+files, plain JSON, still load). Version 2 also records ``batchnorm``: ``exact``
+(every BatchNorm tensor as trained) or ``folded`` (each affine BatchNorm stored
+as the per-channel ``scale`` and ``shift`` it computes in eval mode, float32 or
+float16; `msup.artifact`).
 
 The body holds each masked layer's level payload, in header order, then each
 tensor's raw bytes, in header order. The header gives every length, so offsets
@@ -10,7 +16,8 @@ follow from it and cannot overlap; the lengths must add up to the body
 exactly. `parse_model_file` checks, in this order: magic bytes, that the
 header length fits the file, the format version (so a newer file is named as
 such rather than as corrupt), the checksum, then the header's schema. It
-never executes anything and never allocates more than the file it was given.
+never executes anything, and allocates at most the file it was given plus a
+header of `MAX_HEADER_BYTES`.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hashlib
 import json
 import math
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,7 +39,10 @@ from msup.errors import InputError
 from msup.models import ModelSpec
 
 MAGIC = b"\x89MSUP\r\n\x1a"  # a high byte and CR-LF expose 7-bit and newline-mangling transfers
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+BATCHNORM_FORMS = ("exact", "folded")
+MAX_HEADER_BYTES = 16 * 2**20  # decompressed: a zlib header cannot blow up past this
 LENGTH = struct.Struct("<Q")
 DIGEST_BYTES = hashlib.sha256().digest_size
 FRAMING_BYTES = len(MAGIC) + LENGTH.size + DIGEST_BYTES
@@ -91,6 +102,7 @@ class ArtifactSummary:
 
     format_version: int
     msup_version: str
+    batchnorm: str  # one of BATCHNORM_FORMS
     spec: ModelSpec
     layers: tuple[LayerSummary, ...]
     tensors: tuple[TensorSummary, ...]
@@ -134,6 +146,7 @@ class ArtifactSummary:
         return {
             "format_version": self.format_version,
             "msup_version": self.msup_version,
+            "batchnorm": self.batchnorm,
             "model_spec": self.spec.to_dict(),
             "codes": list(self.codes),
             "file_bytes": self.file_bytes,
@@ -175,8 +188,11 @@ class ParsedFile:
 
 
 def frame(header: dict[str, Any], chunks: list[bytes]) -> bytes:
-    """Assemble a file from its header and body chunks, checksum appended."""
+    """Assemble a file from its header (compressed from format version 2 on) and body chunks, checksum appended."""
     header_json = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    version = header.get("format_version", FORMAT_VERSION)
+    if _is_int(version) and version >= 2:
+        header_json = zlib.compress(header_json, 9)
     head = MAGIC + LENGTH.pack(len(header_json)) + header_json
     digest = hashlib.sha256(head)
     for chunk in chunks:
@@ -208,7 +224,7 @@ def parse_model_file(data: bytes) -> ParsedFile:
         raise InputError("checksum mismatch: the file is corrupted or truncated")
     if not isinstance(header, dict):
         raise InputError("malformed header: not a UTF-8 JSON object")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or not _is_int(version):
         raise InputError(f"malformed header: unsupported format_version {version!r}")
     summary = _summarize(header, file_bytes=len(data), header_bytes=FRAMING_BYTES + header_length)
     body = view[body_start:body_end]
@@ -219,8 +235,18 @@ def parse_model_file(data: bytes) -> ParsedFile:
 
 
 def _load_json(raw: memoryview) -> Any:
+    """The header as JSON: plain (version 1) or zlib-compressed (version 2 on); None if it is neither."""
+    text = bytes(raw)
+    if not text.startswith(b"{"):
+        inflate = zlib.decompressobj()
+        try:
+            text = inflate.decompress(text, MAX_HEADER_BYTES)
+        except zlib.error:
+            return None
+        if inflate.unconsumed_tail or not inflate.eof:  # larger than any real header, or cut short
+            return None
     try:
-        return json.loads(bytes(raw).decode("utf-8"))
+        return json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
@@ -237,9 +263,13 @@ def _summarize(header: dict[str, Any], file_bytes: int, header_bytes: int) -> Ar
     tensors = tuple(_tensor(entry, f"tensors[{i}]") for i, entry in enumerate(_field(header, "tensors", list, "header")))
     sizes = _field(header, "reference_sizes", dict, "header")
     paper, entropy, dense = (float(_field(sizes, key, (int, float), "reference_sizes")) for key in ("paper_mib", "entropy_mib", "dense_mib"))
+    batchnorm = _field(header, "batchnorm", str, "header") if header["format_version"] >= 2 else "exact"
+    if batchnorm not in BATCHNORM_FORMS:
+        raise InputError(f"malformed header: batchnorm={batchnorm!r} is not one of {', '.join(BATCHNORM_FORMS)}")
     return ArtifactSummary(
-        format_version=FORMAT_VERSION,
+        format_version=header["format_version"],
         msup_version=_field(header, "msup_version", str, "header"),
+        batchnorm=batchnorm,
         spec=spec,
         layers=layers,
         tensors=tensors,

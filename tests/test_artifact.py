@@ -2,6 +2,7 @@ import functools
 import hashlib
 import json
 import os
+import zlib
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from msup.artifact import artifact_size_bytes, load_model, model_file_bytes, read_summary, save_model
-from msup.artifact_format import DIGEST_BYTES, FORMAT_VERSION, LENGTH, MAGIC, frame
+from msup.artifact_format import DIGEST_BYTES, FORMAT_VERSION, LENGTH, MAGIC, frame, parse_model_file
 from msup.coats import level_counts
 from msup.errors import InputError
 from msup.layers import MaskConfig, supermask_layers
@@ -90,6 +91,41 @@ def test_round_trip_gives_identical_logits(tmp_path, name, code, options):
     assert summary.codes == (code,)
 
 
+@pytest.mark.parametrize("name, options", [("mlp", {}), ("mlp", {"bn_affine": False}), ("resnet18", {})])
+@pytest.mark.parametrize("batchnorm, tolerance", [("folded", 1e-5), ("folded-fp16", 2e-3)])
+def test_folded_batchnorm_is_smaller_and_computes_the_same_up_to_rounding(tmp_path, name, options, batchnorm, tolerance):
+    spec = spec_of(name, **options)
+    model = trained_like(spec)
+    summary = save_model(model, spec, tmp_path / "folded.msup", batchnorm=batchnorm)
+    exact = save_model(model, spec, tmp_path / "exact.msup")
+    loaded, _ = load_model(tmp_path / "folded.msup")
+    assert summary.batchnorm == "folded" and exact.batchnorm == "exact"
+    expected, got = logits(model, spec), logits(loaded, spec)
+    assert torch.allclose(got, expected, rtol=tolerance, atol=tolerance * expected.abs().max().item())
+    batchnorms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    affine = sum(m.num_features for m in batchnorms if m.affine)
+    saved = 4 * 4 * affine - (4 if batchnorm == "folded" else 2) * 2 * affine + 8 * len(batchnorms)
+    assert exact.tensor_bytes - summary.tensor_bytes == saved  # 4 fp32 per channel and a counter -> 2 values
+
+
+def test_a_format_1_file_still_loads_bit_for_bit(tmp_path, good):
+    old = reframed(good, lambda header: (header.update(format_version=1), header.pop("batchnorm")))
+    assert old[len(MAGIC) + LENGTH.size :].startswith(b"{")  # plain JSON, as version 1 wrote it
+    (tmp_path / "old.msup").write_bytes(old)
+    spec = spec_of("mlp")
+    loaded, _ = load_model(tmp_path / "old.msup")
+    assert read_summary(tmp_path / "old.msup").format_version == 1
+    assert torch.equal(logits(loaded, spec), logits(trained_like(spec), spec))
+
+
+def test_the_header_is_compressed_and_a_header_that_inflates_without_end_is_refused(tmp_path, good):
+    header, body = split(good)
+    assert parse_model_file(good).summary.header_bytes < len(json.dumps(header, separators=(",", ":")))
+    bomb = zlib.compress(b"{" + b" " * (32 * 2**20), 9)  # 32 MiB of JSON whitespace in a few kilobytes
+    head = MAGIC + LENGTH.pack(len(bomb)) + bomb
+    expect_rejected(tmp_path, head + body + hashlib.sha256(head + body).digest(), "malformed header")
+
+
 def test_loaded_levels_survive_a_refresh_from_the_restored_scores(tmp_path):
     spec = ModelSpec("mlp", 10, SHAPES["mlp"], MaskConfig(PAPER_P, refresh="forward", seed=7))
     model = spec.build()
@@ -136,7 +172,8 @@ def test_save_refuses_levels_that_break_the_exact_counts():
 def split(data):
     (length,) = LENGTH.unpack_from(data, len(MAGIC))
     start = len(MAGIC) + LENGTH.size
-    return json.loads(data[start : start + length]), data[start + length : -DIGEST_BYTES]
+    header = data[start : start + length]
+    return json.loads(header if header.startswith(b"{") else zlib.decompress(header)), data[start + length : -DIGEST_BYTES]
 
 
 def reframed(data, edit_header=None, body=None):

@@ -16,13 +16,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         description=(
             "Write the model of CHECKPOINT as MODEL.msup: the model spec (its seed regenerates the frozen "
             "weights), every masked weight's coat level, entropy coded (or in the paper's unary code), and "
-            "the BatchNorm and other learned tensors. Prints the file's sizes."
+            "the BatchNorm and other learned tensors. Prints the file's sizes. --batchnorm folded stores each "
+            "BatchNorm as the scale and shift it applies at inference (half the bytes; outputs equal up to "
+            "float rounding), folded-fp16 in half precision (a quarter)."
         ),
     )
     export.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint written by `msup train`")
     export.add_argument("--out", required=True, type=Path, metavar="MODEL.msup", help="model file to write")
     export.add_argument("--code", choices=("entropy", "unary"), default="entropy",
                         help="level code: entropy (ANS, near n*H bits) or unary (the paper's accounting, exactly)")
+    export.add_argument("--batchnorm", choices=("exact", "folded", "folded-fp16"), default="exact",
+                        help="BatchNorm as trained (exact, bit-identical outputs) or folded for inference "
+                             "(default: %(default)s)")
     export.add_argument("--state", choices=("final", "best"), default="final",
                         help="the checkpoint's final state or its best-validation state")
     export.set_defaults(run=run_export)
@@ -57,7 +62,7 @@ def run_export(args: argparse.Namespace) -> int:
     from msup.checkpoint import model_from_checkpoint
 
     model, spec = model_from_checkpoint(args.checkpoint, state=args.state)
-    summary = save_model(model, spec, args.out, code=args.code)
+    summary = save_model(model, spec, args.out, code=args.code, batchnorm=args.batchnorm)
     print(f"wrote {args.out}")
     print(_overview(summary))
     return 0
@@ -97,13 +102,15 @@ def _overview(s: ArtifactSummary) -> str:
         ("model", f"{spec.name}, {spec.num_classes} classes, input {'x'.join(map(str, spec.input_shape))}, "
                   f"seed {mask.seed}"),
         ("coats / sparsities", f"{mask.coats} / {', '.join(f'{p:g}' for p in mask.sparsities)}"),
-        ("format", f"version {s.format_version}, written by msup {s.msup_version}, code {', '.join(s.codes)}"),
+        ("format", f"version {s.format_version}, written by msup {s.msup_version}, code {', '.join(s.codes)}, "
+                   f"BatchNorm {s.batchnorm}"),
         ("file", f"{s.file_bytes:,} bytes = {s.file_mib:.3f} MiB  ({s.compression:.1f}x smaller than dense fp32)"),
         ("  levels", f"{s.level_bytes:,} bytes  ({len(s.layers)} layers, {s.masked_weights:,} weights, "
                      f"{8 * s.level_bytes / weights:.3f} bits/weight; entropy bound "
                      f"{s.level_entropy_bound_bytes:,.0f} bytes)"),
         ("  tensors", f"{s.tensor_bytes:,} bytes  ({len(s.tensors)} BatchNorm and other learned tensors)"),
-        ("  header", f"{s.header_bytes:,} bytes  (JSON header, magic, length, SHA-256)"),
+        ("  header", f"{s.header_bytes:,} bytes  (compressed JSON header, magic, length, SHA-256)"
+                     if s.format_version >= 2 else f"{s.header_bytes:,} bytes  (JSON header, magic, length, SHA-256)"),
         ("paper accounting", f"{s.paper_mib:.3f} MiB  (unary levels + 32-bit BN gamma)"),
         ("entropy bound", f"{s.entropy_mib:.3f} MiB  (n*H(f) levels + 32-bit BN gamma)"),
         ("dense fp32", f"{s.dense_mib:.3f} MiB"),
