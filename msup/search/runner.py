@@ -23,6 +23,7 @@ from msup.errors import Preempted, RunError
 from msup.search.pruning import PruningScheduler
 from msup.search.searcher import StudySearcher
 from msup.search.study_config import StudyConfig
+from msup.search.trackers import final_state, tracker_callbacks
 from msup.search.trainable import DISK_FULL_ATTR, FailureRecorder, run_trial
 
 # A worker that dies (preemption, OOM kill) is restarted from its last checkpoint this often.
@@ -86,6 +87,7 @@ def start_tuner(
                 FailureRecorder(storage_url, config.name, config.size), StopOnFullDisk(),
                 TablesRefresh(storage_url, config.name, folder.uri, config.accuracy),
                 ProgressLine(config, num_samples),
+                *tracker_callbacks(config.loggers, config.name),
             ],
             verbose=0,
         ),
@@ -224,10 +226,11 @@ class ProgressLine(Callback):
         self._done += 1
         number = trial.config.get("optuna_trial", "?")
         epochs = trial.config.get("epochs")
-        if result.get("error"):
+        state = final_state(result)
+        if state == "FAIL":
             outcome = f"FAIL      {str(result['error'])[:80]}"
         else:
-            state = "COMPLETE" if result.get("test_acc") is not None else f"PRUNED@{result.get('epoch', 0)}/{epochs}"
+            state = state if state == "COMPLETE" else f"PRUNED@{result.get('epoch', 0)}/{epochs}"
             size = trial.config.get("sizes", {}).get(self._size, result.get(self._size, float("nan")))
             outcome = f"{state:<9} {self._accuracy}={result.get(self._accuracy, float('nan')):.4f} {self._size}={size:.4g}"
         elapsed = time.time() - self._start

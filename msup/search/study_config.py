@@ -27,6 +27,8 @@ Schema (paths are relative to the study file)::
                                       # (a runs folder in object storage needs a database URL)
     runs_dir: null                    # where runs/<name>/ goes: a path or s3://bucket/prefix
                                       # (--runs-dir wins over it, and it over $MSUP_RUNS)
+    loggers: {mlflow: {tracking_uri: sqlite:///mlflow.db}}   # optional: experiment trackers
+                                      # (mlflow, tensorboard; see msup.search.trackers)
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
 
 Every problem in the file, the training config and the search space is
@@ -50,6 +52,7 @@ from msup.search.feedback import PrunedAsPoints
 from msup.search.pruning import PrunerSpec, parse_pruner
 from msup.search.sizing import SizeCache
 from msup.search.space import SearchSpace, parse_space, train_overrides
+from msup.search.trackers import parse_loggers
 
 ACCURACY_OBJECTIVES = ("val_acc", "best_val_acc")
 SIZE_OBJECTIVES = ("size_entropy_mib", "size_paper_mib", "size_artifact_bytes")
@@ -57,7 +60,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 _KEYS = {
     "name", "description", "train", "search_space", "objectives", "trials", "max_concurrent",
-    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address", "runs_dir",
+    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address", "runs_dir", "loggers",
 }
 # Random configurations checked against the training config before a study starts.
 _VALIDATION_SAMPLES = 64
@@ -108,6 +111,7 @@ class StudyConfig:
     storage: str | None = None
     ray_address: str | None = None
     runs_dir: str | None = None
+    loggers: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracker name -> options
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +132,7 @@ class StudyConfig:
             "storage": self.storage,
             "ray_address": self.ray_address,
             **({"runs_dir": self.runs_dir} if self.runs_dir is not None else {}),
+            **({"loggers": self.loggers} if self.loggers else {}),
         }
 
     @property
@@ -254,6 +259,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
         if gpu > 1 and gpu != int(gpu):
             errors.append(f"resources.gpu: {gpu} above 1 must be a whole number of GPUs")
     size_budget = _size_budget(raw.get("size_budget"), size, errors)
+    loggers = parse_loggers(raw.get("loggers"), errors)
     for key in ("storage", "ray_address", "runs_dir", "description"):
         if raw.get(key) is not None and not isinstance(raw.get(key), str):
             errors.append(f"{key}: {raw.get(key)!r} must be a string")
@@ -277,7 +283,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
         trials=trials, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
         memory_gib=memory_gib, size_budget=size_budget,
         storage=raw.get("storage"), ray_address=raw.get("ray_address"), runs_dir=raw.get("runs_dir"),
-        description=str(raw.get("description") or ""),
+        loggers=loggers, description=str(raw.get("description") or ""),
     )
     if train_ok:
         _check_space_against_training(config, source)

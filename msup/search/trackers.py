@@ -1,0 +1,134 @@
+"""Experiment trackers for a study's trials, through Ray Tune's own logger callbacks.
+
+Study file::
+
+    loggers:
+      mlflow: {tracking_uri: sqlite:///mlflow.db, experiment: digits, tags: {team: vision}}
+      tensorboard: {}
+
+(or ``loggers: [mlflow, tensorboard]`` with the defaults). One MLflow run per
+trial: its sampled parameters and Optuna trial number as params, every epoch's
+accuracy, loss and the three sizes as metrics, its final state (``COMPLETE``,
+``PRUNED`` or ``FAIL``) as the tag ``msup.state``, and its model file as an
+artifact. ``tracking_uri`` defaults to ``$MLFLOW_TRACKING_URI``, ``experiment``
+to the study's name. TensorBoard event files are written into every trial's
+folder by Ray Tune in any case (``tensorboard --logdir <study>/ray``); naming it
+checks that tensorboardX is installed. The driver talks to the tracker, so its
+URI must be reachable from the driver's machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from analysis.files import split_file
+
+OPTIONS = {"mlflow": {"tracking_uri", "experiment", "tags"}, "tensorboard": set()}
+PACKAGES = {"mlflow": ("mlflow", "pip install 'msup[mlflow]'"), "tensorboard": ("tensorboardX", "pip install tensorboardX")}
+STATE_TAG = "msup.state"
+_METRICS = ("epoch", "val_acc", "best_val_acc", "train_loss", "train_acc", "lr", "test_acc", "best_test_acc",
+            "size_paper_mib", "size_entropy_mib", "dense_mib", "size_artifact_bytes", "wall_s")
+
+
+def parse_loggers(raw: Any, errors: list[str]) -> dict[str, dict[str, Any]]:
+    """``loggers:`` as ``{name: options}``; every problem is appended to ``errors`` with its key path."""
+    if raw is None:
+        return {}
+    if isinstance(raw, list) and all(isinstance(name, str) for name in raw):
+        raw = {name: {} for name in raw}
+    if not isinstance(raw, Mapping):
+        errors.append(f"loggers: must be a list of names or a mapping of name to options ({', '.join(OPTIONS)}), "
+                      f"got {raw!r}")
+        return {}
+    loggers: dict[str, dict[str, Any]] = {}
+    for name, options in raw.items():
+        options = {} if options is None else options
+        if name not in OPTIONS:
+            errors.append(f"loggers.{name}: unknown logger (expected one of {', '.join(OPTIONS)})")
+        elif not isinstance(options, Mapping):
+            errors.append(f"loggers.{name}: options must be a mapping, got {options!r}")
+        elif set(options) - OPTIONS[name]:
+            unknown = ", ".join(sorted(set(options) - OPTIONS[name]))
+            errors.append(f"loggers.{name}: unknown option(s) {unknown} (expected {', '.join(sorted(OPTIONS[name])) or 'none'})")
+        elif importlib.util.find_spec(PACKAGES[name][0]) is None:
+            errors.append(f"loggers.{name}: {PACKAGES[name][0]} is not installed ({PACKAGES[name][1]})")
+        else:
+            loggers[name] = dict(options)
+    return loggers
+
+
+def tracker_callbacks(loggers: Mapping[str, Mapping[str, Any]], study: str) -> list[Any]:
+    """The Ray Tune callbacks of a study's ``loggers`` (TensorBoard needs none: Ray writes its files)."""
+    if "mlflow" not in loggers:
+        return []
+    options = loggers["mlflow"]
+    tags = {"msup.study": study, **{str(k): str(v) for k, v in (options.get("tags") or {}).items()}}
+    return [_mlflow_callback_class()(options.get("tracking_uri"), experiment_name=options.get("experiment") or study,
+                                     tags=tags)]
+
+
+def final_state(result: Mapping[str, Any], failed: bool = False) -> str:
+    """A finished Ray trial's outcome as the study records it: tested after its last epoch, stopped early, or failed."""
+    if failed or result.get("error"):
+        return "FAIL"
+    return "COMPLETE" if result.get("test_acc") is not None else "PRUNED"
+
+
+def _mlflow_callback_class() -> type:
+    """Ray's MLflow callback, logging msup's parameters, metrics, state and model file (imported only when used)."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class StudyMLflowCallback(MLflowLoggerCallback):
+        def log_trial_start(self, trial: Any) -> None:
+            if trial not in self._trial_runs:
+                number = trial.config.get("optuna_trial")
+                tags = {**self.tags, "trial_name": str(trial), "msup.optuna_trial": str(number)}
+                run = self.mlflow_util.start_run(tags=tags, run_name=f"trial-{number:05d}" if number is not None else str(trial))
+                self._trial_runs[trial] = run.info.run_id
+                params = {**trial.config.get("values", {}), "optuna_trial": number, "epochs": trial.config.get("epochs")}
+                self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=params)
+
+        def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+            """One batch per epoch report: a single round trip to the tracking store."""
+            from mlflow.entities import Metric
+
+            step, stamp = int(result.get("epoch") or result.get("training_iteration") or 0), int(time.time() * 1000)
+            metrics = [Metric(key, float(result[key]), stamp, step) for key in _METRICS
+                       if isinstance(result.get(key), (int, float)) and not isinstance(result.get(key), bool)]
+            _client().log_batch(self._trial_runs[trial], metrics=metrics)
+
+        def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+            run_id = self._trial_runs[trial]
+            state = final_state(trial.last_result or {}, failed)
+            _client().set_tag(run_id, STATE_TAG, state)
+            if state == "COMPLETE" and trial.config.get("artifact_path"):
+                _log_model_file(run_id, trial.config["artifact_path"])
+            self.mlflow_util.end_run(run_id=run_id, status="FAILED" if state == "FAIL" else "FINISHED")
+
+    return StudyMLflowCallback
+
+
+def _client() -> Any:
+    """A client of the tracking store the callback was set up with."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+
+
+def _log_model_file(run_id: str, location: str) -> None:
+    """Attach a trial's ``.msup`` file to its run (fetched first where the study folder is in object storage)."""
+    folder, name = split_file(location)
+    if not folder.is_file(name):  # a dense baseline writes none
+        return
+    client = _client()
+    if folder.local is not None:
+        client.log_artifact(run_id, str(folder.local / name))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        client.log_artifact(run_id, str(folder.download(name, Path(scratch) / name)))
