@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from studykit import SPACE, msup_env, run_msup, write_study
@@ -9,11 +12,11 @@ from studykit import SPACE, msup_env, run_msup, write_study
 from msup.errors import InputError
 from msup.search.study_config import parse_study
 
-mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
 
 
 @pytest.mark.slow
 def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_model_file(tmp_path):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -42,8 +45,72 @@ def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_m
         assert run.info.status == "FINISHED"
 
 
+@pytest.mark.slow
+def test_each_trial_is_a_wandb_run_in_offline_files_with_its_parameters_curve_and_state(tmp_path):
+    pytest.importorskip("wandb", reason="the wandb extra is not installed (pip install -e '.[wandb]')")
+    path = write_study(tmp_path, "wandbed", trials=2, epochs=2, loggers={"wandb": {"project": "msup-test", "tags": ["cpu"]}})
+    env = {**msup_env(tmp_path / "runs"), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb-files"),
+           "WANDB_SILENT": "true"}
+    launched = run_msup(["study", "launch", str(path)], env)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "runs" / "wandbed" / "trials.csv")
+
+    runs = {}
+    for log in (tmp_path / "wandb-files").glob("wandb/offline-run-*/run-*.wandb"):
+        run = {"config": {}, "val_acc": [], "artifacts": []}
+        for record in wandb_records(log):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run["name"], run["tags"] = record.run.display_name, list(record.run.tags)
+                run["config"].update(_items(record.run.config.update))
+            elif kind == "config":
+                run["config"].update(_items(record.config.update))
+            elif kind == "history":
+                items = _items(record.history.item)
+                if "val_acc" in items:
+                    run["val_acc"].append((items["_step"], items["val_acc"]))
+            elif kind == "artifact":
+                run["artifacts"].append(record.artifact.type)
+        runs[run["config"]["optuna_trial"]] = run
+    assert sorted(runs) == list(table["trial"])
+    for row in table.itertuples():
+        run = runs[row.trial]
+        assert run["name"] == f"trial-{row.trial:05d}" and run["tags"] == ["cpu"]
+        assert run["config"]["lr"] == pytest.approx(row.lr) and run["config"]["msup.state"] == row.state
+        assert [step for step, _ in run["val_acc"]] == list(range(1, row.epochs + 1))
+        assert run["val_acc"][-1][1] == pytest.approx(row.val_acc)
+        assert run["artifacts"] == (["model"] if row.state == "COMPLETE" else [])
+
+
+def _items(items) -> dict:
+    """Keys and values of W&B config, history or summary items (a key may come as a path)."""
+    return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
+
+
+def wandb_records(path: Path):
+    """The records of a W&B offline run file: LevelDB's log format (32 KiB blocks of framed chunks) after a 7-byte
+    ``:W&B`` header, each record a protobuf of W&B's own schema."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, position, pending = path.read_bytes(), 32768, 7, b""
+    assert data[:4] == b":W&B"
+    while position + 7 <= len(data):
+        left = block - position % block
+        length, kind = int.from_bytes(data[position + 4 : position + 6], "little"), data[position + 6]
+        if left < 7 or kind == 0:  # the rest of a block is padding
+            position += left
+            continue
+        pending += data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
 @pytest.mark.parametrize("loggers, message", [
-    ({"comet": {}}, "loggers.comet: unknown logger (expected one of mlflow, tensorboard)"),
+    ({"comet": {}}, "loggers.comet: unknown logger (expected one of mlflow, wandb, tensorboard)"),
     ({"mlflow": {"uri": "x"}}, "loggers.mlflow: unknown option(s) uri (expected experiment, tags, tracking_uri)"),
     ("mlflow", "loggers: must be a list of names or a mapping"),
     ({"mlflow": ["x"]}, "loggers.mlflow: options must be a mapping"),
@@ -54,8 +121,9 @@ def test_bad_loggers_are_refused_with_their_key(tmp_path, loggers, message):
 
 
 def test_a_list_of_names_takes_the_defaults(tmp_path):
-    config = parse_study({"name": "t", "search_space": SPACE, "loggers": ["mlflow", "tensorboard"]}, base_dir=tmp_path)
-    assert config.loggers == {"mlflow": {}, "tensorboard": {}} and config.to_dict()["loggers"] == config.loggers
+    config = parse_study({"name": "t", "search_space": SPACE, "loggers": ["mlflow", "wandb", "tensorboard"]},
+                         base_dir=tmp_path)
+    assert config.loggers == {"mlflow": {}, "wandb": {}, "tensorboard": {}} and config.to_dict()["loggers"] == config.loggers
 
 
 def test_the_state_a_tracker_records_is_the_one_the_study_records():
