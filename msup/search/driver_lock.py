@@ -4,12 +4,13 @@ A file lock (``flock``) means nothing across machines, and a study whose folder 
 in object storage has no file to lock. With a database storage (PostgreSQL), the
 driver holds a *lease*: a row of ``msup_driver_leases`` naming its host, pid and
 start, which it renews every third of the lease time (``$MSUP_DRIVER_LEASE_S``,
-default 30 s). A second driver is refused while the lease is fresh; one whose
-holder died (killed, or its machine gone) is free once the lease runs out, since
-nobody renews it, and at once for a driver on the holder's own machine that sees
-the holder's process gone (same kernel boot and process namespace, so the pid
-means the same process). Ages are measured by the database's clock alone, so
-the machines' clocks need not agree. A driver that finds its lease taken over (it
+default 30 s). A driver on the holder's own machine (same kernel boot and pid
+namespace, so a pid means one process) asks the system whether the holder's
+process still runs: if it does, the study is busy however late a renewal is; if
+not, the lease is free at once. A driver elsewhere cannot ask: it is refused
+while the lease is fresh, and takes it once the lease has gone unrenewed for the
+lease time (the holder was killed, or its machine is gone). Ages are measured by
+the database's clock alone, so the machines' clocks need not agree. A driver that finds its lease taken over (it
 could not renew it in time) stops its run as Ctrl-C does.
 """
 
@@ -44,7 +45,7 @@ _LEASES = sa.Table(
     sa.Column("token", sa.String(64), nullable=False),
     sa.Column("host", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("pid_space", sa.String(128), nullable=False),  # where the pid means a process: boot and namespace
+    sa.Column("process", sa.String(160), nullable=False),  # `this_process`: boot, pid namespace, pid, start time
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
     sa.Column("renewed", sa.DateTime(timezone=True), nullable=False),
 )
@@ -112,7 +113,7 @@ class DriverLease:
         """Take the lease, or raise `DriverBusy` naming the live holder; then renew it in the background."""
         self._create_table()
         token = uuid.uuid4().hex
-        fields = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "pid_space": pid_space(),
+        fields = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "process": this_process(),
                   "since": sa.func.now(), "renewed": sa.func.now()}
         try:
             with self._engine.begin() as connection:
@@ -153,12 +154,13 @@ class DriverLease:
     # --- internals -----------------------------------------------------------------------
 
     def _current(self) -> sa.Select:
-        return sa.select(_LEASES.c.host, _LEASES.c.pid, _LEASES.c.pid_space, _LEASES.c.since, _LEASES.c.renewed,
+        return sa.select(_LEASES.c.host, _LEASES.c.pid, _LEASES.c.process, _LEASES.c.since, _LEASES.c.renewed,
                          sa.func.now().label("now")).where(_LEASES.c.study == self.study)
 
     def _live(self, row: sa.Row) -> Holder | None:
         age = (row.now - row.renewed).total_seconds()
-        if age > self.lease_s or (row.pid_space == pid_space() != "" and not _process_exists(row.pid)):
+        running = process_running(row.process)
+        if running is False or (running is None and age > self.lease_s):
             return None
         return Holder(row.host, row.pid, row.since, self.lease_s - age)
 
@@ -186,23 +188,28 @@ class DriverLease:
                 return
 
 
-def pid_space() -> str:
-    """Where this process's pid names it: the kernel boot and the pid namespace ("" where unknown)."""
+def this_process() -> str:
+    """This process, named so that another process of the same machine can tell whether it still runs:
+    the kernel boot, the pid namespace, the pid and the start time ("" off Linux)."""
+    return _process_name(os.getpid()) or ""
+
+
+def process_running(name: str) -> bool | None:
+    """Whether the process `this_process` named runs; None where this process cannot tell (another machine)."""
+    place, _, pid = name.rpartition("/")[0].rpartition("/")
+    if not name or place != this_process().rsplit("/", 2)[0]:
+        return None
+    return _process_name(int(pid)) == name
+
+
+def _process_name(pid: int) -> str | None:
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return ""
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        namespace = os.readlink("/proc/self/ns/pid")
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]  # field 22: start time
+    except (OSError, IndexError):
+        return None
+    return f"{boot}/{namespace}/{pid}/{started}"
 
 
 def _stop_this_driver(study: str) -> None:

@@ -1,14 +1,16 @@
 """One driver per study across machines: the lease in a PostgreSQL storage (`msup.search.driver_lock`).
 
-A second driver is refused while the first renews its lease, with the first's
-host, pid and start in the message. After the first is SIGKILLed, a driver on
-its machine takes the lease at once; one elsewhere, once nobody has renewed it
-for the lease time.
+A second driver is refused while the first runs, with the first's host, pid
+and start in the message: on the first's machine as long as its process runs
+(however late its renewals), elsewhere while its lease is fresh. After the
+first is SIGKILLed, a driver on its machine takes the lease at once; one
+elsewhere, once nobody has renewed it for the lease time.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 from servers import postgres_url
 from studykit import unique_name
 
-from msup.search.driver_lock import DriverBusy, DriverLease
+from msup.search.driver_lock import DriverBusy, DriverLease, _process_name as process_name, process_running
 
 pytestmark = [pytest.mark.faults]
 LEASE_S, SHORT_LEASE_S = 6.0, 2.0
@@ -56,16 +58,22 @@ def test_a_second_driver_is_refused_naming_the_holder_and_gets_the_lease_once_re
     second.release()
 
 
-def test_a_live_driver_keeps_renewing_its_lease_and_its_death_frees_the_lease_on_its_machine_at_once(postgres):
+def test_a_driver_on_the_holders_machine_is_refused_while_it_runs_and_takes_the_lease_once_it_died(postgres):
     study = unique_name("lease")
     holder = subprocess.Popen([sys.executable, "-c", HOLD, postgres, study, str(SHORT_LEASE_S)],
                               stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert holder.stdout.readline().strip() == "held"  # the lease is taken: no race with its start
         contender = DriverLease(postgres, study, SHORT_LEASE_S)
-        time.sleep(1.5 * SHORT_LEASE_S)  # longer than the lease: only its renewals keep it
-        with pytest.raises(DriverBusy, match=f"pid {holder.pid}, since"):
-            contender.acquire()
+        holder_process = process_name(holder.pid)
+        os.kill(holder.pid, signal.SIGSTOP)  # alive but renewing nothing, as a driver starved of CPU
+        try:
+            time.sleep(1.5 * SHORT_LEASE_S)  # its last renewal is older than the lease now
+            with pytest.raises(DriverBusy, match=f"pid {holder.pid}, since"):  # its process runs: still busy
+                contender.acquire()
+            assert process_running(holder_process) is True
+        finally:
+            os.kill(holder.pid, signal.SIGCONT)
         holder.kill()
         holder.wait()
         contender.acquire()  # the holder's pid is gone on this machine: no need to wait for the lease to run out
@@ -84,8 +92,8 @@ def test_the_lease_of_a_driver_on_a_machine_that_is_gone_runs_out(postgres):
     engine = sa.create_engine(postgres)
     with engine.begin() as connection:
         connection.execute(sa.text(
-            "INSERT INTO msup_driver_leases (study, token, host, pid, pid_space, since, renewed) "
-            "VALUES (:study, 'other', 'node-7', 4242, 'another-boot/pid:[1]', now(), now())"), {"study": study})
+            "INSERT INTO msup_driver_leases (study, token, host, pid, process, since, renewed) "
+            "VALUES (:study, 'other', 'node-7', 4242, 'another-boot/pid:[1]/4242/99', now(), now())"), {"study": study})
     with pytest.raises(DriverBusy, match=r"\(host node-7, pid 4242, since 20.*its lease runs out in [56] s\)"):
         lease.acquire()
     with engine.begin() as connection:  # its last renewal is now older than the lease

@@ -30,7 +30,6 @@ from msup import Study
 from msup.search.driver_lock import DriverLease
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
-LEASE_S = "4"
 CLUSTER = """
 import sys
 from ray.cluster_utils import Cluster
@@ -70,8 +69,7 @@ def _machine(root: Path, label: str, runs: str) -> tuple[dict[str, str], Path]:
         place.mkdir()
     places["ray"] = Path(tempfile.mkdtemp(prefix=f"msup-{label}-"))
     (root / f"{label}-ray").symlink_to(places["ray"])
-    env = {**os.environ, "HOME": str(places["home"]), "RAY_TMPDIR": str(places["ray"]), "MSUP_RUNS": runs,
-           "MSUP_DRIVER_LEASE_S": LEASE_S}
+    env = {**os.environ, "HOME": str(places["home"]), "RAY_TMPDIR": str(places["ray"]), "MSUP_RUNS": runs}
     return env, places["work"]
 
 
@@ -100,10 +98,8 @@ def test_a_study_in_s3_survives_a_killed_driver_and_resumes_on_another_machine(t
     for place in ("a-home", "a-work", "a-ray"):  # the first machine is gone, and everything it had on disk
         shutil.rmtree((tmp_path / place).resolve())
 
-    lease, start = DriverLease(postgres, name, float(LEASE_S)), time.monotonic()
-    while lease.holder() is not None:  # nobody renews the dead driver's lease: it runs out by itself
-        assert time.monotonic() - start < 3 * float(LEASE_S), "the dead driver's lease did not run out"
-        time.sleep(0.2)
+    start = time.monotonic()
+    assert DriverLease(postgres, name).holder() is None  # its process is gone: the lease is free on this machine
     cluster = TwoNodeCluster(env_b, work_b)
     try:
         resumed = run_msup(["study", "resume", name, "--address", cluster.address], env_b, cwd=work_b, timeout=600)
