@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TRIALS_CSV, PARETO_FIGURE, HYPERVOLUME_STEM, FRONT_CSV = "trials.csv", "pareto.png", "hypervolume", "pareto.csv"
+HTML_SUFFIX = ".html"  # an interactive page (analysis.interactive) instead of a static figure
 BY_COATS_FIGURE, BUDGETS_CSV = "pareto-by-coats.png", "budgets.csv"
 RUNS_ENV, DEFAULT_RUNS_DIR = "MSUP_RUNS", "runs"
 EXIT_INPUT = 2
@@ -140,7 +141,8 @@ def write_report(
     else:
         default_figure = PARETO_FIGURE
     with _output_folder(first.folder if out is None else None) as (home, publish):
-        figure_path = check_figure_path(out if out is not None else home / default_figure)
+        wanted = Path(out) if out is not None else home / default_figure
+        figure_path = wanted if wanted.suffix.lower() == HTML_SUFFIX else check_figure_path(wanted)
         return _write_outputs(studies, x, y, figure_path, by_coats, table, publish)
 
 
@@ -148,6 +150,7 @@ def _write_outputs(
     studies: Sequence[Study], x: str, y: str, figure_path: Path, by_coats: bool, table: bool,
     publish: Callable[[Path], Path | str],
 ) -> Report:
+    from analysis.interactive import write_front_html
     from analysis.pareto import HYPERVOLUME, best_within_budgets, hypervolume_history, pareto_front, shared_reference
     from analysis.plots import compare_figure, hypervolume_figure, pareto_figure, save_figure
 
@@ -156,15 +159,19 @@ def _write_outputs(
     reference = shared_reference([study.trials for study in studies], x)
     histories = {study.name: hypervolume_history(study.trials, x, y, reference) for study in studies}
     groups = _by_coats(first.trials) if by_coats else {study.name: study.trials for study in studies}
-    if len(groups) == 1 and not by_coats:
+    interactive = figure_path.suffix.lower() == HTML_SUFFIX
+    if interactive:
+        pareto = None
+    elif len(groups) == 1 and not by_coats:
         pareto = pareto_figure(first.trials, x, y, name=first.name)
     else:
         pareto = compare_figure(groups, x, y)
     budgets = best_within_budgets(groups, x, y) if table else None
     hypervolume = hypervolume_figure(histories, reference, x)
     paths = {
-        "pareto": save_figure(pareto, figure_path),
-        "hypervolume": save_figure(hypervolume, figure_path.with_name(HYPERVOLUME_STEM + figure_path.suffix)),
+        "pareto": write_front_html(groups, x, y, figure_path) if pareto is None else save_figure(pareto, figure_path),
+        "hypervolume": save_figure(hypervolume, figure_path.with_name(
+            HYPERVOLUME_STEM + (".png" if interactive else figure_path.suffix))),
         "front_csv": figure_path.with_name(FRONT_CSV),
     }
     front.to_csv(paths["front_csv"], index=False)
@@ -199,7 +206,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="study folder holding trials.csv (a path or an s3:// URI), or a study name under the "
                              "runs folder")
     parser.add_argument("--out", metavar="FILE",
-                        help="Pareto figure path, .png/.svg/.pdf (default: <study>/pareto.png); "
+                        help="Pareto figure path, .png/.svg/.pdf, or .html for an interactive page (hover a point "
+                             "for its configuration; needs plotly) (default: <study>/pareto.png); "
                              "hypervolume and pareto.csv go next to it")
     parser.add_argument("--x", choices=SIZE_COLUMNS, default=SIZE_ENTROPY_MIB,
                         help="size column, drawn on a log axis (default: %(default)s)")
