@@ -328,9 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"seed {seed} {arm:<10} {outcome.trial_epochs:>5} trial-epochs {outcome.wall_s:6.0f} s "
                       f"front {len(outcome.front)} ({sum(p.epochs < args.epochs for p in outcome.front)} under-trained)",
                       file=sys.stderr, flush=True)
+                if args.keep:  # after every arm: an interrupted run keeps what it measured (see --earlier)
+                    (args.keep / "outcomes.json").write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=1))
         total = time.perf_counter() - start
-    if args.keep:
-        (args.keep / "outcomes.json").write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=1))
     table = summary(outcomes, reference, args.epochs)
     print(f"{args.trials} trials x {args.epochs} epochs, seeds {args.seeds}, mean ± std over seeds; "
           f"hypervolume reference: accuracy {reference[0]}, size {reference[1]:.4g} MiB (dense fp32), "
