@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,15 @@ def study_dir(tmp_path: Path) -> Path:
     ]
     make_table(rows).to_csv(directory / "trials.csv", index=False)
     return directory
+
+
+@pytest.fixture
+def compared(study_dir: Path):  # noqa: ANN201 - a function that runs `msup pareto good --compare other`
+    """``runs/other``, a copy of ``runs/good``, and a call of `msup pareto` overlaying both into ``out``."""
+    from msup.cli import main
+
+    other = study_dir.parent / "other"
+    other.mkdir()
+    shutil.copy(study_dir / "trials.csv", other / "trials.csv")
+    return lambda out: main(["pareto", str(study_dir), "--compare", "other", "--runs-dir", str(study_dir.parent),
+                             "--out", str(out)])

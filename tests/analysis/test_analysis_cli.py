@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,13 +37,9 @@ def test_study_name_from_the_environment_and_out_path(study_dir: Path, tmp_path:
     assert files_under(tmp_path / "figures") == {out, out.with_name("hypervolume.svg"), out.with_name("pareto.csv")}
 
 
-def test_compare_overlays_studies(study_dir: Path, tmp_path: Path) -> None:
-    other = study_dir.parent / "other"
-    other.mkdir()
-    shutil.copy(study_dir / "trials.csv", other / "trials.csv")
+def test_compare_overlays_studies(compared, tmp_path: Path) -> None:
     out = tmp_path / "both.pdf"
-    assert main(["pareto", str(study_dir), "--compare", "other", "--runs-dir", str(study_dir.parent),
-                 "--out", str(out)]) == 0
+    assert compared(out) == 0
     assert out.read_bytes().startswith(b"%PDF")
     assert pd.read_csv(tmp_path / "pareto.csv")["trial"].tolist() == [0, 2, 4]
 

@@ -55,13 +55,9 @@ def test_chromium_draws_every_complete_trial_and_a_screenshot(study_dir: Path, t
     assert taken.returncode == 0 and shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
 
 
-def test_compare_draws_each_study_with_its_own_front_and_trials(study_dir: Path, tmp_path: Path) -> None:
-    other = study_dir.parent / "other"
-    other.mkdir()
-    shutil.copy(study_dir / "trials.csv", other / "trials.csv")
+def test_compare_draws_each_study_with_its_own_front_and_trials(compared, tmp_path: Path) -> None:
     page = tmp_path / "both.html"
-    assert main(["pareto", str(study_dir), "--compare", "other", "--runs-dir", str(study_dir.parent),
-                 "--out", str(page)]) == 0
+    assert compared(page) == 0
     html = page.read_text()
     assert all(f'"name":"{name}: {kind}"' in html for name in ("good", "other") for kind in ("front", "other trials"))
     dom = rendered(page, "--dump-dom")
