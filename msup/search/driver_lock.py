@@ -74,7 +74,7 @@ class Holder:
     host: str
     pid: int
     since: datetime
-    expires_in_s: float | None = None  # for a lease: when it frees itself if the holder is dead
+    expires_in_s: float | None = None  # a lease held elsewhere: when it frees itself if that holder is dead
 
     def __str__(self) -> str:
         text = f"host {self.host}, pid {self.pid}, since {self.since.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}"
@@ -162,7 +162,7 @@ class DriverLease:
         running = process_running(row.process)
         if running is False or (running is None and age > self.lease_s):
             return None
-        return Holder(row.host, row.pid, row.since, self.lease_s - age)
+        return Holder(row.host, row.pid, row.since, None if running else self.lease_s - age)
 
     def _create_table(self) -> None:
         try:
