@@ -110,6 +110,7 @@ class StudySearcher(Searcher):
             "epochs": train.optim.epochs,
             "cpus": self._config.cpu,
             "memory_bytes": self._config.memory_bytes,
+            "checkpoint_every_s": self._config.checkpoint_every_s,
             "artifact_path": (Folder(self._folder) / "artifacts").file_uri(f"{record.number:05d}.msup"),
             "resume_from": resume_from,
         }

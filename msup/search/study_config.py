@@ -27,6 +27,9 @@ Schema (paths are relative to the study file)::
                                       # (a runs folder in object storage needs a database URL)
     runs_dir: null                    # where runs/<name>/ goes: a path or s3://bucket/prefix
                                       # (--runs-dir wins over it, and it over $MSUP_RUNS)
+    checkpoint: {every_s: 0}          # a trial checkpoints after an epoch once every_s seconds passed since
+                                      # its last one, and after its last epoch; 0 = after every epoch. A
+                                      # crash loses at most every_s of a trial's training (plus an epoch)
     loggers: {mlflow: {tracking_uri: sqlite:///mlflow.db}}   # optional: experiment trackers
                                       # (mlflow, tensorboard; see msup.search.trackers)
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
@@ -60,7 +63,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 _KEYS = {
     "name", "description", "train", "search_space", "objectives", "trials", "max_concurrent",
-    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address", "runs_dir", "loggers",
+    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address", "runs_dir", "loggers", "checkpoint",
 }
 # Random configurations checked against the training config before a study starts.
 _VALIDATION_SAMPLES = 64
@@ -112,6 +115,7 @@ class StudyConfig:
     ray_address: str | None = None
     runs_dir: str | None = None
     loggers: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracker name -> options
+    checkpoint_every_s: float = 0.0  # 0: a checkpoint after every epoch
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +137,7 @@ class StudyConfig:
             "ray_address": self.ray_address,
             **({"runs_dir": self.runs_dir} if self.runs_dir is not None else {}),
             **({"loggers": self.loggers} if self.loggers else {}),
+            **({"checkpoint": {"every_s": self.checkpoint_every_s}} if self.checkpoint_every_s else {}),
         }
 
     @property
@@ -260,6 +265,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
             errors.append(f"resources.gpu: {gpu} above 1 must be a whole number of GPUs")
     size_budget = _size_budget(raw.get("size_budget"), size, errors)
     loggers = parse_loggers(raw.get("loggers"), errors)
+    checkpoint_every_s = _checkpoint_every_s(raw.get("checkpoint"), errors)
     for key in ("storage", "ray_address", "runs_dir", "description"):
         if raw.get(key) is not None and not isinstance(raw.get(key), str):
             errors.append(f"{key}: {raw.get(key)!r} must be a string")
@@ -283,12 +289,21 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
         trials=trials, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
         memory_gib=memory_gib, size_budget=size_budget,
         storage=raw.get("storage"), ray_address=raw.get("ray_address"), runs_dir=raw.get("runs_dir"),
-        loggers=loggers, description=str(raw.get("description") or ""),
+        loggers=loggers, checkpoint_every_s=checkpoint_every_s, description=str(raw.get("description") or ""),
     )
     if train_ok:
         _check_space_against_training(config, source)
     config.build_sampler()
     return config
+
+
+def _checkpoint_every_s(raw: Any, errors: list[str]) -> float:
+    if raw is None:
+        return 0.0
+    if not isinstance(raw, Mapping) or set(raw) != {"every_s"}:
+        errors.append(f"checkpoint: must be a mapping with the key every_s (seconds), got {raw!r}")
+        return 0.0
+    return _number_in(raw["every_s"], "checkpoint.every_s", 0.0, None, errors, allow_zero=True)
 
 
 def _size_budget(raw: Any, size_key: str, errors: list[str]) -> SizeBudget | None:

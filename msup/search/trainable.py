@@ -8,6 +8,7 @@ import gc
 import resource
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,12 +60,18 @@ def run_trial(config: dict[str, Any]) -> None:
             with _local_copy(config["resume_from"]) as path:
                 trainer.load_checkpoint(path)
         epochs, reported = trainer.config.optim.epochs, False
+        every_s, saved = float(config.get("checkpoint_every_s") or 0.0), time.monotonic()
         for metrics in trainer.epochs():
             failpoints.reach("trial.before_checkpoint")
             report = {**metrics, **config["sizes"], "node_id": node}
-            if metrics["epoch"] == epochs:
+            last = metrics["epoch"] == epochs
+            if last:
                 report.update(_final_metrics(trainer, config["artifact_path"]))
-            _report(trainer, report)
+            if last or time.monotonic() - saved >= every_s:
+                _report(trainer, report)
+                saved = time.monotonic()
+            else:
+                tune.report(report)  # the pruner decides from it; a crash resumes from the last checkpoint
             failpoints.reach("trial.after_epoch")
             reported = True
         if not reported:  # resumed from the last epoch's checkpoint: its final report was lost

@@ -122,6 +122,18 @@ def test_rejected_configurations_use_the_budget_when_the_study_file_says_so(tmp_
     assert resumed.returncode == 0 and len(load(runs / name, name).get_trials()) == budget, resumed.stderr[-2000:]
 
 
+def test_a_checkpoint_policy_by_time_saves_only_what_it_must(tmp_path):
+    """checkpoint.every_s longer than the study: one checkpoint per trial, after its last epoch."""
+    runs, name, epochs = tmp_path / "runs", "sparse-checkpoints", 3
+    path = write_study(tmp_path, name, trials=2, epochs=epochs, checkpoint={"every_s": 3600})
+    launched = studykit.run_msup(["study", "launch", str(path)], studykit.msup_env(runs))
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    table = assert_consistent(runs / name, name, 2)
+    assert list(table["epochs"]) == [epochs, epochs]  # every epoch reported (the pruner sees them all)
+    kept = sorted(p.name for p in (runs / name / "ray" / "run-1").glob("trial-*/checkpoint_*"))
+    assert kept == ["checkpoint_000000", "checkpoint_000000"]  # Ray numbers checkpoints: only one was ever made
+
+
 def test_a_dead_cluster_left_by_ray_start_is_not_joined(tmp_path):
     """`ray start` records its address in Ray's temp folder; once that head is gone a local study still runs."""
     ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's socket paths live under it

@@ -80,6 +80,8 @@ def test_valid_study_resolves_files_relative_to_itself(tmp_path):
         (base(size_budget={"min": 0.01, "max": 0.005}), "size_budget: min 0.01 must be below max 0.005"),
         (base(size_budget={"max": 0.008, "count_rejected": "yes"}), "size_budget.count_rejected: 'yes' must be true or false"),
         (base(size_budget={"count_rejected": True}), "size_budget: must be a mapping with max and/or min"),
+        (base(checkpoint={"every_s": -1}), "checkpoint.every_s: -1 must be a number >= 0"),
+        (base(checkpoint={"every": 30}), "checkpoint: must be a mapping with the key every_s"),
         (base(size_budget={"max": 0.008}, objectives={"size": "size_artifact_bytes"}),
          "size_budget: the artifact's size is known only after training"),
         (base(size_budget={"max": 0.0001}), "size_budget: no configuration of the search space fits {'max': 0.0001}"),
