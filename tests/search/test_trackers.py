@@ -1,7 +1,9 @@
-"""`loggers:` in a study file: a real tiny study tracked in a real MLflow store (SQLite), read back with MLflow's client."""
+"""`loggers:` in a study file: one real tiny study tracked in a real MLflow store (SQLite), read back with MLflow's
+client, and in W&B's offline run files, read back record by record."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -12,21 +14,31 @@ from studykit import SPACE, msup_env, run_msup, write_study
 from msup.errors import InputError
 from msup.search.study_config import parse_study
 
+INSTALLED = {name for name in ("mlflow", "wandb") if importlib.util.find_spec(name) is not None}
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """One study logged to every tracker installed here; its folder and its trials.csv."""
+    root = tmp_path_factory.mktemp("tracked")
+    loggers = {"mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "msup-test",
+                          "tags": {"team": "vision"}},
+               "wandb": {"project": "msup-test", "tags": ["cpu"]}}
+    path = write_study(root, "tracked", trials=2, epochs=2, loggers={k: v for k, v in loggers.items() if k in INSTALLED})
+    env = {**msup_env(root / "runs"), "WANDB_MODE": "offline", "WANDB_DIR": str(root / "wandb-files"), "WANDB_SILENT": "true"}
+    launched = run_msup(["study", "launch", str(path)], env)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    return root, pd.read_csv(root / "runs" / "tracked" / "trials.csv")
 
 
 @pytest.mark.slow
-def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_model_file(tmp_path):
-    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
+def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_model_file(tracked):
+    if "mlflow" not in INSTALLED:
+        pytest.skip("the mlflow extra is not installed (pip install -e '.[mlflow]')")
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    path = write_study(tmp_path, "tracked", trials=3, epochs=2,
-                       loggers={"mlflow": {"tracking_uri": uri, "experiment": "msup-test", "tags": {"team": "vision"}}})
-    launched = run_msup(["study", "launch", str(path)], msup_env(tmp_path / "runs"))
-    assert launched.returncode == 0, launched.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "runs" / "tracked" / "trials.csv")
-
-    client = MlflowClient(uri)
+    root, table = tracked
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("msup-test")
     runs = {int(run.data.params["optuna_trial"]): run for run in client.search_runs([experiment.experiment_id])}
     assert sorted(runs) == list(table["trial"])
@@ -46,17 +58,12 @@ def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_m
 
 
 @pytest.mark.slow
-def test_each_trial_is_a_wandb_run_in_offline_files_with_its_parameters_curve_and_state(tmp_path):
-    pytest.importorskip("wandb", reason="the wandb extra is not installed (pip install -e '.[wandb]')")
-    path = write_study(tmp_path, "wandbed", trials=2, epochs=2, loggers={"wandb": {"project": "msup-test", "tags": ["cpu"]}})
-    env = {**msup_env(tmp_path / "runs"), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb-files"),
-           "WANDB_SILENT": "true"}
-    launched = run_msup(["study", "launch", str(path)], env)
-    assert launched.returncode == 0, launched.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "runs" / "wandbed" / "trials.csv")
-
+def test_each_trial_is_a_wandb_run_in_offline_files_with_its_parameters_curve_and_state(tracked):
+    if "wandb" not in INSTALLED:
+        pytest.skip("the wandb extra is not installed (pip install -e '.[wandb]')")
+    root, table = tracked
     runs = {}
-    for log in (tmp_path / "wandb-files").glob("wandb/offline-run-*/run-*.wandb"):
+    for log in (root / "wandb-files").glob("wandb/offline-run-*/run-*.wandb"):
         run = {"config": {}, "val_acc": [], "artifacts": []}
         for record in wandb_records(log):
             kind = record.WhichOneof("record_type")
