@@ -6,20 +6,20 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
-from studykit import msup_env, run_msup, write_study
+from studykit import write_study
 
 from msup import Study
+from msup.cli import main
 from msup.errors import InputError
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, ray_session):
     root = tmp_path_factory.mktemp("notebook")
     path = write_study(root, "nb", trials=3, epochs=2)
-    launched = run_msup(["study", "launch", str(path)], msup_env(root / "runs"))
-    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert main(["study", "launch", str(path), "--runs-dir", str(root / "runs")]) == 0
     return root / "runs"
 
 

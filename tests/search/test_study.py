@@ -108,26 +108,23 @@ def test_a_size_budget_rejects_configurations_before_training(tmp_path):
     assert f"{len(rejected)} REJECTED" in status.stdout, status.stdout
 
 
-def test_rejected_configurations_use_the_budget_when_the_study_file_says_so(tmp_path):
+def test_rejected_configurations_use_the_budget_when_the_study_file_says_so(tmp_path, ray_session):
     runs, name, budget = tmp_path / "runs", "counted", 4
     path = write_study(tmp_path, name, trials=budget, size_budget={"max": 0.006, "count_rejected": True})
-    env = studykit.msup_env(runs)
-    launched = studykit.run_msup(["study", "launch", str(path)], env)
-    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert main(["study", "launch", str(path), "--runs-dir", str(runs)]) == 0
     table = pd.read_csv(runs / name / "trials.csv")
     rejected = int((table["state"] == "REJECTED").sum())
     assert len(table) == budget and 1 <= rejected < budget  # every configuration, trained or not, took a trial
     assert_consistent(runs / name, name, budget - rejected)
-    resumed = studykit.run_msup(["study", "resume", name], env)  # nothing left to run
-    assert resumed.returncode == 0 and len(load(runs / name, name).get_trials()) == budget, resumed.stderr[-2000:]
+    assert main(["study", "resume", name, "--runs-dir", str(runs)]) == 0  # nothing left to run
+    assert len(load(runs / name, name).get_trials()) == budget
 
 
-def test_a_checkpoint_policy_by_time_saves_only_what_it_must(tmp_path):
+def test_a_checkpoint_policy_by_time_saves_only_what_it_must(tmp_path, ray_session):
     """checkpoint.every_s longer than the study: one checkpoint per trial, after its last epoch."""
     runs, name, epochs = tmp_path / "runs", "sparse-checkpoints", 3
     path = write_study(tmp_path, name, trials=2, epochs=epochs, checkpoint={"every_s": 3600})
-    launched = studykit.run_msup(["study", "launch", str(path)], studykit.msup_env(runs))
-    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert main(["study", "launch", str(path), "--runs-dir", str(runs)]) == 0
     table = assert_consistent(runs / name, name, 2)
     assert list(table["epochs"]) == [epochs, epochs]  # every epoch reported (the pruner sees them all)
     kept = sorted(p.name for p in (runs / name / "ray" / "run-1").glob("trial-*/checkpoint_*"))
