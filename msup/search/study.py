@@ -38,7 +38,7 @@ from msup.search.searcher import VALUES_ATTR
 from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study_text
 from msup.search.storage import load_or_create, open_storage, study_storage_url
 
-STUDY_FILE, RAY_DIR, ARTIFACT_DIR = "study.yaml", "ray", "artifacts"
+STUDY_FILE, RAY_DIR = "study.yaml", "ray"
 FINISHED = (TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name)  # what uses the trial budget
 RUNS_ENV = "MSUP_RUNS"
 RUN_NAME = re.compile(r"^run-[0-9]+$")
