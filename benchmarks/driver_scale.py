@@ -4,8 +4,10 @@ The real `StudySearcher` and `PruningScheduler` of `studies/digits.yaml` (its
 search space, its size-aware pruner) are driven directly, as Ray Tune's
 controller calls them, with synthetic accuracy curves instead of training and
 no Ray workers: what is timed is the driver's own work and its storage round
-trips. The sampler is wrapped so that its own time (Optuna's ask and sampling)
-is shown apart from msup's share of ``suggest``.
+trips. The sampler is wrapped so that its own time is shown apart, and so is
+the rest of Optuna's own work (``Study.ask``, the parameter writes of
+``Trial.suggest_*``, ``Study.tell``: storage round trips msup cannot batch):
+what remains of ``suggest`` and of a completion is msup's share.
 
 Prints, per window of trials, the mean milliseconds per call, and writes the
 rows as JSON lines when ``--out`` is given:
@@ -78,6 +80,34 @@ class TimedSampler(BaseSampler):
         return self._timed("after_trial", study, trial, state, values)
 
 
+class OptunaClock:
+    """Adds up the seconds spent in Optuna's ask, suggest and tell (the sampler's time included)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._patched: list[tuple[type, str, Any]] = []
+
+    def __enter__(self) -> OptunaClock:
+        for owner, name in ((optuna.Study, "ask"), (optuna.Study, "tell"), (optuna.Trial, "_suggest")):
+            inner = getattr(owner, name)
+            self._patched.append((owner, name, inner))
+            setattr(owner, name, self._timed(inner))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, inner in self._patched:
+            setattr(owner, name, inner)
+
+    def _timed(self, inner: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return timed
+
+
 @dataclass
 class RayTrial:
     """What the scheduler reads of a Ray trial."""
@@ -91,15 +121,19 @@ class Window:
     end: int
     suggest_ms: list[float] = field(default_factory=list)
     sampler_ms: list[float] = field(default_factory=list)
+    optuna_ask_ms: list[float] = field(default_factory=list)  # Optuna's ask and parameter writes, sampler excluded
     report_ms: list[float] = field(default_factory=list)
     complete_ms: list[float] = field(default_factory=list)
+    optuna_tell_ms: list[float] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
-        suggest, sampler = mean(self.suggest_ms), mean(self.sampler_ms)
+        suggest, sampler, ask = mean(self.suggest_ms), mean(self.sampler_ms), mean(self.optuna_ask_ms)
+        complete, tell = mean(self.complete_ms), mean(self.optuna_tell_ms)
         return {"trials": f"{self.start + 1}-{self.end}", "suggest_ms": suggest, "sampler_ms": sampler,
-                "msup_suggest_ms": suggest - sampler, "report_ms": mean(self.report_ms),
-                "complete_ms": mean(self.complete_ms), "reports": len(self.report_ms)}
+                "optuna_ask_ms": ask, "msup_suggest_ms": suggest - sampler - ask, "report_ms": mean(self.report_ms),
+                "complete_ms": complete, "optuna_tell_ms": tell, "msup_complete_ms": complete - tell,
+                "reports": len(self.report_ms)}
 
 
 def curve(rng: random.Random, epochs: int) -> list[float]:
@@ -119,33 +153,42 @@ def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, se
         rng = random.Random(seed)
         edges = [w for w in WINDOWS if w < trials] + [trials]
         windows = [Window(a, b) for a, b in zip(edges, edges[1:])]
-        for number in range(trials):
-            window = next(w for w in windows if w.start <= number < w.end)
-            before, start = sampler.seconds, time.perf_counter()
-            config_of = searcher.suggest(f"t{number}")
-            window.suggest_ms.append(1e3 * (time.perf_counter() - start))
-            window.sampler_ms.append(1e3 * (sampler.seconds - before))
-            trial, result = RayTrial(config_of), {}
-            for epoch, accuracy in enumerate(curve(rng, epochs), start=1):
-                result = {"epoch": epoch, "val_acc": accuracy, **config_of["sizes"]}
-                if epoch == epochs:
-                    result.update(test_acc=accuracy, best_test_acc=accuracy, wall_s=1.0, size_artifact_bytes=1000)
-                start = time.perf_counter()
-                decision = scheduler.on_trial_result(None, trial, result)
-                if decision == "CONTINUE":
-                    searcher.on_trial_result(f"t{number}", result)
-                window.report_ms.append(1e3 * (time.perf_counter() - start))
-                if decision == "STOP":
-                    break
-            start = time.perf_counter()
-            searcher.on_trial_complete(f"t{number}", result)
-            window.complete_ms.append(1e3 * (time.perf_counter() - start))
+        with OptunaClock() as optuna_clock:
+            for number in range(trials):
+                run_trial(searcher, scheduler, sampler, optuna_clock, number, curve(rng, epochs),
+                          next(w for w in windows if w.start <= number < w.end))
         if storage_url:  # a shared server: leave nothing behind
             storage = open_storage(url)
             for name in set(optuna.get_all_study_names(storage)) & {config.name, f"{config.name}.pruning"}:
                 optuna.delete_study(study_name=name, storage=storage)
         release_ledgers()
     return [w.row() for w in windows]
+
+
+def run_trial(searcher: StudySearcher, scheduler: PruningScheduler, sampler: TimedSampler, optuna_clock: OptunaClock,
+              number: int, accuracies: list[float], window: Window) -> None:
+    """One trial as Ray Tune's controller drives it: suggest, one result per epoch, completion; each call timed."""
+    sampled, asked, start = sampler.seconds, optuna_clock.seconds, time.perf_counter()
+    config_of = searcher.suggest(f"t{number}")
+    window.suggest_ms.append(1e3 * (time.perf_counter() - start))
+    window.sampler_ms.append(1e3 * (sampler.seconds - sampled))
+    window.optuna_ask_ms.append(1e3 * (optuna_clock.seconds - asked - (sampler.seconds - sampled)))
+    trial, result = RayTrial(config_of), {}
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        result = {"epoch": epoch, "val_acc": accuracy, **config_of["sizes"]}
+        if epoch == len(accuracies):
+            result.update(test_acc=accuracy, best_test_acc=accuracy, wall_s=1.0, size_artifact_bytes=1000)
+        start = time.perf_counter()
+        decision = scheduler.on_trial_result(None, trial, result)
+        if decision == "CONTINUE":
+            searcher.on_trial_result(f"t{number}", result)
+        window.report_ms.append(1e3 * (time.perf_counter() - start))
+        if decision == "STOP":
+            break
+    told, start = optuna_clock.seconds, time.perf_counter()
+    searcher.on_trial_complete(f"t{number}", result)
+    window.complete_ms.append(1e3 * (time.perf_counter() - start))
+    window.optuna_tell_ms.append(1e3 * (optuna_clock.seconds - told))
 
 
 def synthetic_trial(config: dict[str, Any], epoch_s: float) -> None:
@@ -197,11 +240,13 @@ def ray_run(trials: int, epochs: int, epoch_s: float, concurrency: int, sampler_
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| trials | suggest ms | sampler ms | msup's suggest ms | epoch report ms | completion ms |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| trials | suggest ms | sampler | Optuna's ask | msup's suggest | epoch report ms "
+             "| completion ms | Optuna's tell | msup's completion |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['trials']} | {r['suggest_ms']:.2f} | {r['sampler_ms']:.2f} | {r['msup_suggest_ms']:.2f} "
-                     f"| {r['report_ms']:.3f} | {r['complete_ms']:.2f} |")
+        lines.append(f"| {r['trials']} | {r['suggest_ms']:.2f} | {r['sampler_ms']:.2f} | {r['optuna_ask_ms']:.2f} "
+                     f"| {r['msup_suggest_ms']:.2f} | {r['report_ms']:.3f} | {r['complete_ms']:.2f} "
+                     f"| {r['optuna_tell_ms']:.2f} | {r['msup_complete_ms']:.2f} |")
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from analysis.table import REJECTED
+from msup.search.storage import set_user_attrs
 
 # User attribute ``curve.<epoch>`` of a main trial: the accuracy after that epoch, one small write per epoch.
 # Not Optuna intermediate values: multi-objective TPE crashes on a PRUNED trial that has them.
@@ -137,9 +138,13 @@ class StudyLedger:
 
     def set_attr(self, record: TrialRecord, key: str, value: Any) -> None:
         """Store a user attribute of a main trial: in the storage first, then here."""
-        self.study._storage.set_trial_user_attr(record.trial_id, key, value)
-        record.attrs[key] = value
-        if key in (self.size_key, "size_entropy_mib"):
+        self.set_attrs(record, {key: value})
+
+    def set_attrs(self, record: TrialRecord, attrs: Mapping[str, Any]) -> None:
+        """Store several user attributes of a main trial in one write: in the storage first, then here."""
+        set_user_attrs(self.study._storage, record.trial_id, attrs)
+        record.attrs.update(attrs)
+        if {self.size_key, "size_entropy_mib"} & attrs.keys():
             record.size = self._size_from(record.attrs)
 
     def know_sizes(self, record: TrialRecord, sizes: Mapping[str, float]) -> None:

@@ -32,7 +32,7 @@ from msup.errors import InputError, RunError
 from msup.search.ledger import PRUNED_ATTR, REJECTED_ATTR, SIZE_ATTRS, StudyLedger, TrialRecord, driver_ledger
 from msup.search.pruning import SHADOW_ATTR
 from msup.search.sizing import SizeCache
-from msup.search.storage import count_trials, load_or_create, open_storage
+from msup.search.storage import count_trials, load_or_create, open_storage, set_user_attrs
 from msup.search.study_config import StudyConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"  # inside each Ray checkpoint folder
@@ -137,8 +137,7 @@ class StudySearcher(Searcher):
             self._tell(record, TrialState.FAIL, None)
             return None
         sizes = self._sizes.sizes(train)
-        for key, value in {**sizes, VALUES_ATTR: values}.items():
-            ledger.set_attr(record, key, value)
+        ledger.set_attrs(record, {**sizes, VALUES_ATTR: values})
         failpoints.reach("searcher.after_attrs")
         return record, values, sizes, train, None
 
@@ -165,10 +164,9 @@ class StudySearcher(Searcher):
         record = self.ledger.get(number)
         if record.state.is_finished():
             return
-        storage = self.study._storage
-        for key in RESULT_KEYS:
-            if result and isinstance(result.get(key), (int, float)) and math.isfinite(result[key]):
-                storage.set_trial_user_attr(record.trial_id, key, result[key])
+        measured = {key: result[key] for key in RESULT_KEYS
+                    if result and isinstance(result.get(key), (int, float)) and math.isfinite(result[key])}
+        set_user_attrs(self.study._storage, record.trial_id, measured)
         state, values = self._outcome(record, result)
         failpoints.reach("searcher.before_tell")
         self._tell(record, state, values)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages._rdb import models as rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.storages.journal import JournalFileBackend
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -78,6 +81,23 @@ def open_storage(url: str) -> BaseStorage:
     if not path.parent.is_dir():
         raise InputError(f"storage {url!r}: folder {str(path.parent)!r} does not exist")
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def set_user_attrs(storage: BaseStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    """Several user attributes of one trial, in one transaction on a database storage.
+
+    Optuna commits each attribute on its own, and a commit is the price of a
+    write (a round trip, and on PostgreSQL a flush of its log): one commit per
+    call instead of one per key. All or none of them are stored.
+    """
+    backend = getattr(storage, "_backend", storage)  # the RDBStorage behind Optuna's cache
+    if not isinstance(backend, RDBStorage):
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        return
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, rdb_models.TrialUserAttributeModel, trial_id, key, value)
 
 
 def _write_ahead(storage: RDBStorage) -> None:

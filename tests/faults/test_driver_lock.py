@@ -18,7 +18,6 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from servers import postgres_url
 from studykit import unique_name
 
 from msup.search.driver_lock import DriverBusy, DriverLease, _process_name as process_name, process_running
@@ -32,11 +31,6 @@ DriverLease(sys.argv[1], sys.argv[2], lease_s=float(sys.argv[3])).acquire()
 print("held", flush=True)
 threading.Event().wait()
 """
-
-
-@pytest.fixture(scope="module")
-def postgres() -> str:
-    return postgres_url()
 
 
 def test_a_second_driver_is_refused_naming_the_holder_and_gets_the_lease_once_released(postgres):

@@ -12,7 +12,6 @@ import time
 import optuna
 import pytest
 import yaml
-from servers import postgres_url
 from studykit import (
     Driver, assert_consistent, count_states, failpoint_env, msup_env, record, run_msup, unique_name, write_study,
 )
@@ -21,11 +20,6 @@ from msup.search.pruning import shadow_study_name
 from msup.search.storage import open_storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
-
-
-@pytest.fixture(scope="module")
-def postgres() -> str:
-    return postgres_url()
 
 
 def test_study_on_postgres_survives_a_killed_driver(tmp_path, postgres):
