@@ -141,11 +141,13 @@ def curve(rng: random.Random, epochs: int) -> list[float]:
     return [max(0.0, min(1.0, top * (1 - math.exp(-e / speed)) + rng.gauss(0, 0.01))) for e in range(1, epochs + 1)]
 
 
-def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, seed: int) -> list[dict[str, Any]]:
+def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, seed: int,
+        max_history: int | None = None) -> list[dict[str, Any]]:
     config = load_study_config(STUDY, name=f"scale-{sampler_name}-{seed}-{int(time.time())}", trials=trials)
     with tempfile.TemporaryDirectory() as folder:
         url = storage_url or f"sqlite:///{Path(folder) / 'optuna.db'}"
         spec = config.sampler if sampler_name == config.sampler["name"] else {"name": sampler_name}
+        spec = spec if max_history is None else {**spec, "max_history": max_history}
         sampler = TimedSampler(build_sampler({**spec, "seed": seed}))
         searcher = StudySearcher(config, url, folder)
         searcher._study = load_or_create(open_storage(url), config.name, [config.accuracy, config.size], sampler)
@@ -257,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--storage", help="an Optuna database URL (default: a fresh SQLite file)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-history", type=int, help="the sampler sees this many recent trials (sampler.max_history)")
     parser.add_argument("--out", type=Path, help="append the rows as JSON lines")
     parser.add_argument("--ray", action="store_true", help="a real Ray Tune run of synthetic trials instead")
     parser.add_argument("--epoch-s", type=float, default=0.1, help="--ray: seconds each synthetic epoch sleeps")
@@ -271,15 +274,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out.write(json.dumps({"ray": True, "sampler": args.sampler, **row}) + "\n")
         return 0
     start = time.perf_counter()
-    rows = run(args.sampler, args.trials, args.epochs, args.storage, args.seed)
+    rows = run(args.sampler, args.trials, args.epochs, args.storage, args.seed, args.max_history)
     backend = "postgresql" if args.storage and args.storage.startswith("postgres") else "sqlite"
-    print(f"{args.sampler} on {backend}, {args.trials} trials x {args.epochs} epochs, "
+    history = "" if args.max_history is None else f" (max_history {args.max_history})"
+    print(f"{args.sampler}{history} on {backend}, {args.trials} trials x {args.epochs} epochs, "
           f"{time.perf_counter() - start:.0f} s")
     print(markdown(rows))
     if args.out:
         with open(args.out, "a", encoding="utf-8") as out:
             for row in rows:
-                out.write(json.dumps({"sampler": args.sampler, "backend": backend, **row}) + "\n")
+                out.write(json.dumps({"sampler": args.sampler, "max_history": args.max_history, "backend": backend,
+                                      **row}) + "\n")
     return 0
 
 

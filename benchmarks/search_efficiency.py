@@ -16,7 +16,10 @@ settings, same seeds):
   stood when stopped (``learn_from_pruned``), so the feedback is measured alone;
 - ``mo_asha_fb_crowding`` and ``mo_asha_fb_epsilon``: the other two tie-breaks,
   with feedback;
-- ``size_aware_fb``: ``size_aware`` with the same feedback.
+- ``size_aware_fb``: ``size_aware`` with the same feedback;
+- ``size_aware_recent``: ``size_aware`` with the sampler shown only the
+  ``RECENT_HISTORY`` most recent trials (``sampler.max_history``, the knob that
+  bounds TPE's cost in a large study), so what forgetting costs is measured.
 
 For each run: trial-epochs trained, wall time, the hypervolume of the front the
 Optuna study reports (its COMPLETE trials), how many of that front's points
@@ -67,8 +70,9 @@ from msup.train import train
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = (
     "none", "asha", "median", "size_aware", "mo_asha", "mo_asha_fb", "mo_asha_fb_crowding", "mo_asha_fb_epsilon",
-    "size_aware_fb",
+    "size_aware_fb", "size_aware_recent",
 )
+RECENT_HISTORY = 15
 MO_ASHA = {"name": "mo_asha", "grace": 1, "eta": 3, "tie_break": "hypervolume", "min_accuracy": 0.2}
 
 
@@ -106,6 +110,7 @@ def arm_config(
         "median": {"name": "median", **{k: study_pruner[k] for k in ("n_startup_trials", "n_warmup_steps") if k in study_pruner}},
         "size_aware": study_pruner,
         "size_aware_fb": study_pruner,
+        "size_aware_recent": study_pruner,
         "mo_asha": mo_asha,
         "mo_asha_fb": mo_asha,
         "mo_asha_fb_crowding": {**mo_asha, "tie_break": "crowding"},
@@ -118,7 +123,8 @@ def arm_config(
     train_dict = {**base.train, "optim": {**base.train.get("optim", {}), "epochs": epochs}}
     return dataclasses.replace(
         base, name=f"bench-{arm}-s{seed}", trials=trials, train=train_dict,
-        sampler={**base.sampler, "seed": seed, "learn_from_pruned": "_fb" in arm}, pruner=pruner,
+        sampler={**base.sampler, "seed": seed, "learn_from_pruned": "_fb" in arm,
+                 **({"max_history": RECENT_HISTORY} if arm.endswith("_recent") else {})}, pruner=pruner,
     )
 
 

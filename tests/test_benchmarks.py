@@ -54,3 +54,17 @@ def test_coats_at_equal_size_trains_and_tabulates(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (row,) = [line for line in done.stdout.splitlines() if line.startswith("| 0.004 |")]
     assert row.count("±") == 2 and figure.stat().st_size > 0
+
+
+@pytest.mark.parametrize("extra", [[], ["--sampler", "tpe", "--max-history", "5"]])
+def test_driver_scale_times_every_call_in_windows_with_optunas_share_apart(tmp_path, extra):
+    out = tmp_path / "rows.jsonl"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "driver_scale.py"), "--trials", "120", "--epochs", "3",
+                           "--out", str(out), *extra], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["trials"] for r in rows] == ["1-100", "101-120"]
+    for r in rows:
+        assert 0 < r["sampler_ms"] + r["optuna_ask_ms"] < r["suggest_ms"] and 0 < r["optuna_tell_ms"] < r["complete_ms"]
+        assert 0 < r["report_ms"] and r["reports"] > 0
+    assert "| 101-120 |" in done.stdout

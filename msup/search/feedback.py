@@ -1,16 +1,23 @@
-"""Stopped trials as evidence: a sampler wrapper that shows a pruned trial where it stood when stopped.
+"""What a sampler is shown of a study: pruned trials as points, and a bounded history.
 
-Optuna's multi-objective TPE ranks COMPLETE trials by non-dominated sort and
-puts PRUNED ones after them, wherever they stood, so a pruner that stops
-small, slow-learning networks also teaches the sampler to avoid them: the small
-end of the front goes unexplored. `PrunedAsPoints` hands the wrapped sampler a
-view of the study in which each pruned trial with a recorded learning curve
-appears COMPLETE, with the values it had when stopped: (accuracy at its last
-epoch, size). Its rank then follows its point, which is what a rung rule
-judged it by. A trial rejected before training (no curve) stays PRUNED, and its
-constraint (`Trial.set_constraint`) still marks it infeasible.
+Both are sampler wrappers that hand the wrapped sampler a view of the study;
+the storage is never changed, the view exists only inside ``ask``.
 
-The storage is never changed: the view exists only inside ``ask``.
+`PrunedAsPoints`: Optuna's multi-objective TPE ranks COMPLETE trials by
+non-dominated sort and puts PRUNED ones after them, wherever they stood, so a
+pruner that stops small, slow-learning networks also teaches the sampler to
+avoid them: the small end of the front goes unexplored. This view shows each
+pruned trial with a recorded learning curve as COMPLETE, with the values it had
+when stopped: (accuracy at its last epoch, size). Its rank then follows its
+point, which is what a rung rule judged it by. A trial rejected before training
+(no curve) stays PRUNED, and its constraint (`Trial.set_constraint`) still
+marks it infeasible.
+
+`RecentTrials`: multi-objective TPE fits its densities to every finished trial
+at every ask, so its cost grows linearly with the study (about 65 ms per ask
+at 1,000 trials, see BENCHMARKS.md). This view shows it only the most recent
+``max_history`` trials that completed or were pruned (and every running one),
+which bounds the cost at what that many trials cost.
 """
 
 from __future__ import annotations
@@ -27,33 +34,22 @@ from optuna.trial import FrozenTrial, TrialState
 from msup.search.ledger import PRUNED_ATTR, curve_of
 
 
-class PrunedAsPoints(BaseSampler):
-    """Wraps ``sampler``; ``size_key`` names the user attribute holding a trial's size objective."""
+class ViewSampler(BaseSampler):
+    """Wraps ``sampler`` and shows it the study's trials through `shown`."""
 
-    def __init__(self, sampler: BaseSampler, size_key: str) -> None:
+    def __init__(self, sampler: BaseSampler) -> None:
         self.sampler = sampler
-        self._size_key = size_key
-        self._seen: dict[int, FrozenTrial] = {}  # trial id -> its view; a pruned trial never changes again
 
     def __str__(self) -> str:
-        return f"PrunedAsPoints({self.sampler})"
+        return f"{type(self).__name__}({self.sampler})"
 
-    def view(self, trial: FrozenTrial) -> FrozenTrial:
-        """The trial as the wrapped sampler sees it."""
-        if trial.state != TrialState.PRUNED:
-            return trial
-        if trial._trial_id not in self._seen:
-            curve = curve_of(trial.user_attrs)
-            stopped = trial.user_attrs.get(PRUNED_ATTR, max(curve, default=None))
-            size = trial.user_attrs.get(self._size_key, trial.user_attrs.get("size_entropy_mib"))
-            if stopped not in curve or size is None:
-                self._seen[trial._trial_id] = trial
-            else:
-                shown = copy.copy(trial)
-                shown.state = TrialState.COMPLETE
-                shown.values = [curve[stopped], float(size)]
-                self._seen[trial._trial_id] = shown
-        return self._seen[trial._trial_id]
+    def shown(self, trials: list[FrozenTrial], states: Container[TrialState] | None) -> list[FrozenTrial]:
+        """What the wrapped sampler sees of ``trials`` (the study's, in the ``states`` it asked for)."""
+        raise NotImplementedError
+
+    def asked_states(self, states: Container[TrialState] | None) -> Container[TrialState] | None:
+        """The states to read from the study so that `shown` can answer for ``states``."""
+        return states
 
     def _study(self, study: optuna.Study) -> _StudyView:
         return _StudyView(study, self)
@@ -81,10 +77,63 @@ class PrunedAsPoints(BaseSampler):
         self.sampler.reseed_rng()
 
 
-class _StudyView:
-    """The study, except that its trials are shown through `PrunedAsPoints.view`."""
+class PrunedAsPoints(ViewSampler):
+    """Shows each pruned trial where it stood when stopped; ``size_key`` names its size objective's attribute."""
 
-    def __init__(self, study: optuna.Study, sampler: PrunedAsPoints) -> None:
+    def __init__(self, sampler: BaseSampler, size_key: str) -> None:
+        super().__init__(sampler)
+        self._size_key = size_key
+        self._seen: dict[int, FrozenTrial] = {}  # trial id -> its view; a pruned trial never changes again
+
+    def view(self, trial: FrozenTrial) -> FrozenTrial:
+        """The trial as the wrapped sampler sees it."""
+        if trial.state != TrialState.PRUNED:
+            return trial
+        if trial._trial_id not in self._seen:
+            curve = curve_of(trial.user_attrs)
+            stopped = trial.user_attrs.get(PRUNED_ATTR, max(curve, default=None))
+            size = trial.user_attrs.get(self._size_key, trial.user_attrs.get("size_entropy_mib"))
+            if stopped not in curve or size is None:
+                self._seen[trial._trial_id] = trial
+            else:
+                shown = copy.copy(trial)
+                shown.state = TrialState.COMPLETE
+                shown.values = [curve[stopped], float(size)]
+                self._seen[trial._trial_id] = shown
+        return self._seen[trial._trial_id]
+
+    def asked_states(self, states: Container[TrialState] | None) -> Container[TrialState] | None:
+        if states is None:
+            return None
+        return set(states) | ({TrialState.PRUNED} if TrialState.COMPLETE in states else set())
+
+    def shown(self, trials: list[FrozenTrial], states: Container[TrialState] | None) -> list[FrozenTrial]:
+        viewed = [self.view(t) for t in trials]
+        return viewed if states is None else [t for t in viewed if t.state in states]
+
+
+class RecentTrials(ViewSampler):
+    """Shows the trials from the ``max_history``-th most recent COMPLETE or PRUNED one on, and every unfinished one.
+
+    Failed trials teach a sampler nothing, so they do not count towards the history.
+    """
+
+    def __init__(self, sampler: BaseSampler, max_history: int) -> None:
+        super().__init__(sampler)
+        self.max_history = max_history
+
+    def shown(self, trials: list[FrozenTrial], states: Container[TrialState] | None) -> list[FrozenTrial]:
+        evidence = [t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        if len(evidence) <= self.max_history:
+            return trials
+        oldest_kept = evidence[-self.max_history]  # trials come in the order of their numbers
+        return [t for t in trials if not t.state.is_finished() or t.number >= oldest_kept]
+
+
+class _StudyView:
+    """The study, except that its trials are shown through `ViewSampler.shown`."""
+
+    def __init__(self, study: optuna.Study, sampler: ViewSampler) -> None:
         self._real = study
         self._sampler = sampler
 
@@ -95,9 +144,7 @@ class _StudyView:
         self, deepcopy: bool = True, states: Container[TrialState] | None = None, use_cache: bool = False,
     ) -> list[FrozenTrial]:
         wanted = None if states is None else set(states)
-        asked = None if wanted is None else wanted | ({TrialState.PRUNED} if TrialState.COMPLETE in wanted else set())
-        shown = [self._sampler.view(t) for t in self._real._get_trials(deepcopy, asked, use_cache)]
-        return shown if wanted is None else [t for t in shown if t.state in wanted]
+        return self._sampler.shown(self._real._get_trials(deepcopy, self._sampler.asked_states(wanted), use_cache), wanted)
 
     def get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
         return self._get_trials(deepcopy, states)

@@ -40,11 +40,12 @@ def connect(address: str | None) -> None:
     is set (as in a Ray job), which Ray then follows.
     """
     worker_env = failpoints.mark_driver()
-    if ray.is_initialized():
-        return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # One checkpoint per epoch makes Tune snapshot often; that is intended here, not a warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # `tracker_callbacks` names the loggers
+    if ray.is_initialized():
+        return
     runtime_env = {"env_vars": worker_env} if worker_env else None
     try:
         if address:

@@ -13,7 +13,9 @@ Schema (paths are relative to the study file)::
     max_concurrent: 2                 # trials running at once
     sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options;
                                       # learn_from_pruned: true shows the sampler each pruned trial at
-                                      # the point it was stopped at (msup.search.feedback)
+                                      # the point it was stopped at; max_history: N shows it only the
+                                      # N most recent finished trials, which bounds TPE's cost per ask
+                                      # in a large study (msup.search.feedback)
     pruner: {name: size_aware}        # see msup.search.pruning
     resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU);
                                       # memory_gib: host memory a trial may allocate beyond its worker
@@ -51,7 +53,7 @@ import optuna
 
 from msup.config import TrainConfig, parse_yaml
 from msup.errors import InputError
-from msup.search.feedback import PrunedAsPoints
+from msup.search.feedback import PrunedAsPoints, RecentTrials
 from msup.search.pruning import PrunerSpec, parse_pruner
 from msup.search.sizing import SizeCache
 from msup.search.space import SearchSpace, parse_space, train_overrides
@@ -170,10 +172,12 @@ def build_sampler(
     seeded ``seed + trials_so_far``: a resumed driver must not replay the random
     start-up draws of the first one (that would sample the same trials again),
     yet the study stays reproducible from its history."""
-    learn_from_pruned = spec.get("learn_from_pruned", False)
+    learn_from_pruned, max_history = spec.get("learn_from_pruned", False), spec.get("max_history")
     if not isinstance(learn_from_pruned, bool):
         raise InputError(f"sampler.learn_from_pruned: {learn_from_pruned!r} must be true or false")
-    options = {k: v for k, v in spec.items() if k not in ("name", "learn_from_pruned")}
+    if max_history is not None and (isinstance(max_history, bool) or not isinstance(max_history, int) or max_history < 1):
+        raise InputError(f"sampler.max_history: {max_history!r} must be a whole number of trials, at least 1")
+    options = {k: v for k, v in spec.items() if k not in ("name", "learn_from_pruned", "max_history")}
     if isinstance(options.get("seed"), int):
         options["seed"] += trials_so_far
     classes = {
@@ -186,7 +190,9 @@ def build_sampler(
         sampler = classes[spec["name"]](**options)
     except TypeError as exc:
         raise InputError(f"sampler: bad option for {spec['name']}: {exc}") from None
-    return PrunedAsPoints(sampler, size_key) if learn_from_pruned else sampler
+    if learn_from_pruned:
+        sampler = PrunedAsPoints(sampler, size_key)
+    return sampler if max_history is None else RecentTrials(sampler, max_history)
 
 
 def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

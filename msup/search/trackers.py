@@ -4,21 +4,22 @@ Study file::
 
     loggers:
       mlflow: {tracking_uri: sqlite:///mlflow.db, experiment: digits, tags: {team: vision}}
+      wandb: {project: msup, group: digits, tags: [vision]}
       tensorboard: {}
 
-(or ``loggers: [mlflow, tensorboard]`` with the defaults). One MLflow run per
-trial: its sampled parameters and Optuna trial number as params, every epoch's
-accuracy, loss and the three sizes as metrics, its final state (``COMPLETE``,
-``PRUNED`` or ``FAIL``) as the tag ``msup.state``, and its model file as an
-artifact. ``tracking_uri`` defaults to ``$MLFLOW_TRACKING_URI``, ``experiment``
-to the study's name. TensorBoard event files are written into every trial's
-folder by Ray Tune in any case (``tensorboard --logdir <study>/ray``); naming it
-checks that tensorboardX is installed. The driver talks to the tracker, so it
-must be reachable from the driver's machine.
-
-W&B is not offered: through Ray Tune's W&B callback, a trial's offline run file
-was sometimes left empty under load (Ray kills the logging actor as soon as
-``wandb.finish()`` returns, before wandb's service has written the run).
+(or ``loggers: [mlflow, wandb, tensorboard]`` with the defaults). One run per
+trial in each tracker: its sampled parameters and Optuna trial number (MLflow
+params, W&B config), every epoch's accuracy, loss and the three sizes as
+metrics, its final state (``COMPLETE``, ``PRUNED`` or ``FAIL``) as
+``msup.state`` (an MLflow tag, a W&B config key), and its model file as an
+artifact. ``tracking_uri`` defaults to ``$MLFLOW_TRACKING_URI``; ``experiment``
+and ``project`` to the study's name. W&B reads its own variables
+(``WANDB_API_KEY``, ``WANDB_MODE=offline``, ``WANDB_DIR``). ``tensorboard`` writes event files into every trial's
+folder (``tensorboard --logdir <study>/ray``); it is off unless named, since
+writing them costs the driver a few milliseconds per epoch report. Ray Tune's
+``result.json`` and ``progress.csv`` are always written (its ``ResultGrid``
+and ``Tuner.restore`` read them). The driver talks to the tracker, so it must
+be reachable from the driver's machine.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from typing import Any
 
 from analysis.files import split_file
 
-OPTIONS = {"mlflow": {"tracking_uri", "experiment", "tags"}, "tensorboard": set()}
-PACKAGES = {"mlflow": ("mlflow", "pip install 'msup[mlflow]'"), "tensorboard": ("tensorboardX", "pip install tensorboardX")}
+OPTIONS = {"mlflow": {"tracking_uri", "experiment", "tags"}, "wandb": {"project", "group", "entity", "tags"},
+           "tensorboard": set()}
+PACKAGES = {"mlflow": ("mlflow", "pip install 'msup[mlflow]'"), "wandb": ("wandb", "pip install 'msup[wandb]'"),
+            "tensorboard": ("tensorboardX", "pip install tensorboardX")}
 STATE_TAG = "msup.state"
 _METRICS = ("epoch", "val_acc", "best_val_acc", "train_loss", "train_acc", "lr", "test_acc", "best_test_acc",
             "size_paper_mib", "size_entropy_mib", "dense_mib", "size_artifact_bytes", "wall_s")
@@ -67,13 +70,26 @@ def parse_loggers(raw: Any, errors: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def tracker_callbacks(loggers: Mapping[str, Mapping[str, Any]], study: str) -> list[Any]:
-    """The Ray Tune callbacks of a study's ``loggers`` (TensorBoard needs none: Ray writes its files)."""
-    callbacks = []
+    """The Ray Tune logger callbacks of a study: Ray's JSON and CSV files, and those its ``loggers`` name.
+
+    Ray adds its default loggers (TensorBoard's among them) unless
+    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` is set, as `runner.connect` does.
+    """
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    callbacks: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    if "tensorboard" in loggers:
+        callbacks.append(TBXLoggerCallback())
     if "mlflow" in loggers:
         options = loggers["mlflow"]
         tags = {"msup.study": study, **{str(k): str(v) for k, v in (options.get("tags") or {}).items()}}
         callbacks.append(_mlflow_callback_class()(options.get("tracking_uri"), tags=tags,
                                                   experiment_name=options.get("experiment") or study))
+    if "wandb" in loggers:
+        options = loggers["wandb"]
+        extra = {key: options[key] for key in ("entity", "tags") if options.get(key) is not None}
+        callbacks.append(_wandb_callback_class()(project=options.get("project") or study,
+                                                 group=options.get("group") or study, **extra))
     return callbacks
 
 
@@ -116,6 +132,45 @@ def _mlflow_callback_class() -> type:
             self.mlflow_util.end_run(run_id=run_id, status="FAILED" if state == "FAIL" else "FINISHED")
 
     return StudyMLflowCallback
+
+
+def _wandb_callback_class() -> type:
+    """Ray's W&B callback (one logging actor per trial), logging what the MLflow one does (imported only when used).
+
+    It feeds Ray's logging actor through the callback's queue, as the callback itself does.
+    """
+    from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem
+
+    class StudyWandbCallback(WandbLoggerCallback):
+        def log_trial_start(self, trial: Any) -> None:
+            number = trial.config.get("optuna_trial")
+            config = {**trial.config.get("values", {}), "optuna_trial": number, "epochs": trial.config.get("epochs")}
+            self._start_logging_actor(
+                trial, [*self._exclude_results, *self.excludes, "config"],
+                id=trial.trial_id, name=f"trial-{number:05d}" if number is not None else str(trial),
+                allow_val_change=True, group=self.group, project=self.project, config=config, **self.kwargs,
+            )
+
+        def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+            metrics = {key: result[key] for key in _METRICS
+                       if isinstance(result.get(key), (int, float)) and not isinstance(result.get(key), bool)}
+            super().log_trial_result(iteration, trial, {**metrics, "training_iteration": int(result.get("epoch") or 0)})
+
+        def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+            if trial not in self._trial_queues:
+                return
+            state = final_state(trial.last_result or {}, failed)
+            self._trial_queues[trial].put((_QueueItem.RESULT, {"config": {STATE_TAG: state}}))
+            location = trial.config.get("artifact_path")
+            if state == "COMPLETE" and location:
+                folder, name = split_file(location)
+                if folder.is_file(name):  # the logging actor uploads it after the trial ended: a copy of its own
+                    model_dir = Path(trial.local_path) / "model"
+                    folder.download(name, model_dir / name)
+                    self._trial_queues[trial].put((_QueueItem.CHECKPOINT, str(model_dir)))
+            super().log_trial_end(trial, failed)
+
+    return StudyWandbCallback
 
 
 def _client() -> Any:

@@ -1,14 +1,16 @@
-"""The sampler wrapper that shows pruned trials at the point they were stopped at."""
+"""The sampler wrappers: pruned trials shown at the point they were stopped at, and a bounded history."""
 
 from __future__ import annotations
 
 import statistics
 
 import optuna
+import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from msup.search.feedback import PrunedAsPoints
+from msup.errors import InputError
+from msup.search.feedback import PrunedAsPoints, RecentTrials
 from msup.search.ledger import PRUNED_ATTR
 from msup.search.study_config import build_sampler
 
@@ -70,3 +72,57 @@ def test_the_wrapper_keeps_multi_objective_tpe_and_nsga2_working() -> None:
             trial = study.ask()
             study.tell(trial, [trial.suggest_float("x", 0.0, 1.0), 0.5])
         assert len(study.trials) == 24
+
+
+def study_whose_best_trials_are_old() -> optuna.Study:
+    """Trials 0-19 are good at x < 0.2; trials 20-39, poorer, at x > 0.8; trial 40 still runs."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i in range(40):
+        old = i < 20
+        study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.9 if old else 0.3 + 0.01 * i, 1.0],
+                                     params={"x": 0.01 * i if old else 0.8 + 0.005 * (i - 20)}, distributions={"x": X}))
+    study.add_trial(create_trial(state=TrialState.RUNNING, params={"x": 0.5}, distributions={"x": X}))
+    return study
+
+
+def test_only_the_most_recent_finished_trials_and_the_running_ones_are_shown() -> None:
+    study = study_whose_best_trials_are_old()
+    sampler = RecentTrials(optuna.samplers.RandomSampler(seed=0), max_history=15)
+    shown = sampler._study(study).get_trials(deepcopy=False)
+    assert [t.number for t in shown] == [*range(25, 40), 40]
+    assert [t.number for t in sampler._study(study).get_trials(states=(TrialState.COMPLETE,))] == list(range(25, 40))
+    assert len(study.trials) == 41  # the study itself is untouched
+
+
+def mean_x_sampled(max_history: int | None) -> float:
+    sampler = build_sampler({"name": "tpe", "seed": 3, "n_startup_trials": 5,
+                             **({} if max_history is None else {"max_history": max_history})})
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.add_trials(study_whose_best_trials_are_old().trials[:40])
+    samples = []
+    for _ in range(20):
+        trial = study.ask()
+        samples.append(trial.suggest_float("x", 0.0, 1.0))
+        study.tell(trial, state=TrialState.FAIL)  # keep the evidence as it was
+    return statistics.mean(samples)
+
+
+def test_tpe_with_a_bounded_history_learns_from_the_recent_trials_only() -> None:
+    # 0.05 on average with the whole history (the old, better trials), 0.61 with the recent 20 alone
+    assert mean_x_sampled(max_history=None) < 0.35 < 0.55 < mean_x_sampled(max_history=20)
+
+
+def test_a_bounded_history_composes_with_pruned_trials_as_points() -> None:
+    sampler = build_sampler({"name": "tpe", "seed": 0, "learn_from_pruned": True, "max_history": 10})
+    assert isinstance(sampler, RecentTrials) and isinstance(sampler.sampler, PrunedAsPoints)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.add_trials(study_with_good_pruned_trials().trials)
+    trial = study.ask()
+    study.tell(trial, [0.5, trial.suggest_float("x", 0.0, 1.0)])
+    assert len(study.trials) == 22
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "100"])
+def test_a_bad_max_history_is_refused_with_its_key(value) -> None:
+    with pytest.raises(InputError, match="sampler.max_history: .* must be a whole number of trials, at least 1"):
+        build_sampler({"name": "tpe", "max_history": value})

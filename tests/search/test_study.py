@@ -127,6 +127,7 @@ def test_a_checkpoint_policy_by_time_saves_only_what_it_must(tmp_path, ray_sessi
     assert main(["study", "launch", str(path), "--runs-dir", str(runs)]) == 0
     table = assert_consistent(runs / name, name, 2)
     assert list(table["epochs"]) == [epochs, epochs]  # every epoch reported (the pruner sees them all)
+    assert not list((runs / name / "ray").rglob("events.out.tfevents.*"))  # TensorBoard only when named in loggers
     kept = sorted(p.name for p in (runs / name / "ray" / "run-1").glob("trial-*/checkpoint_*"))
     assert kept == ["checkpoint_000000", "checkpoint_000000"]  # Ray numbers checkpoints: only one was ever made
 

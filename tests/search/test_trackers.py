@@ -1,6 +1,11 @@
-"""`loggers:` in a study file: a real tiny study tracked in a real MLflow store (SQLite), read back with MLflow's client."""
+"""`loggers:` in a study file: one real tiny study tracked in a real MLflow store (SQLite), read back with MLflow's
+client, in W&B's offline run files, read back record by record, and in TensorBoard's event files."""
 
 from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,19 +14,32 @@ from studykit import SPACE, msup_env, run_msup, write_study
 from msup.errors import InputError
 from msup.search.study_config import parse_study
 
+INSTALLED = {name for name in ("mlflow", "wandb") if importlib.util.find_spec(name) is not None}
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """One study logged to every tracker installed here; its folder and its trials.csv."""
+    root = tmp_path_factory.mktemp("tracked")
+    loggers = {"mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "msup-test",
+                          "tags": {"team": "vision"}},
+               "wandb": {"project": "msup-test", "tags": ["cpu"]}}
+    path = write_study(root, "tracked", trials=2, epochs=2,
+                       loggers={**{k: v for k, v in loggers.items() if k in INSTALLED}, "tensorboard": {}})
+    env = {**msup_env(root / "runs"), "WANDB_MODE": "offline", "WANDB_DIR": str(root / "wandb-files"), "WANDB_SILENT": "true"}
+    launched = run_msup(["study", "launch", str(path)], env)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    return root, pd.read_csv(root / "runs" / "tracked" / "trials.csv")
+
+
 @pytest.mark.slow
-def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_model_file(tmp_path):
-    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
+def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_model_file(tracked):
+    if "mlflow" not in INSTALLED:
+        pytest.skip("the mlflow extra is not installed (pip install -e '.[mlflow]')")
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    path = write_study(tmp_path, "tracked", trials=2, epochs=2,
-                       loggers={"mlflow": {"tracking_uri": uri, "experiment": "msup-test", "tags": {"team": "vision"}}})
-    launched = run_msup(["study", "launch", str(path)], msup_env(tmp_path / "runs"))
-    assert launched.returncode == 0, launched.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "runs" / "tracked" / "trials.csv")
-
-    client = MlflowClient(uri)
+    root, table = tracked
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("msup-test")
     runs = {int(run.data.params["optuna_trial"]): run for run in client.search_runs([experiment.experiment_id])}
     assert sorted(runs) == list(table["trial"])
@@ -40,9 +58,75 @@ def test_each_trial_is_an_mlflow_run_with_its_parameters_curve_sizes_state_and_m
         assert run.info.status == "FINISHED"
 
 
+@pytest.mark.slow
+def test_each_trial_is_a_wandb_run_in_offline_files_with_its_parameters_curve_and_state(tracked):
+    if "wandb" not in INSTALLED:
+        pytest.skip("the wandb extra is not installed (pip install -e '.[wandb]')")
+    root, table = tracked
+    runs = {}
+    for log in (root / "wandb-files").glob("wandb/offline-run-*/run-*.wandb"):
+        run = {"config": {}, "val_acc": [], "artifacts": []}
+        for record in wandb_records(log):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run["name"], run["tags"] = record.run.display_name, list(record.run.tags)
+                run["config"].update(_items(record.run.config.update))
+            elif kind == "config":
+                run["config"].update(_items(record.config.update))
+            elif kind == "history":
+                items = _items(record.history.item)
+                if "val_acc" in items:
+                    run["val_acc"].append((items["_step"], items["val_acc"]))
+            elif kind == "artifact":
+                run["artifacts"].append(record.artifact.type)
+        runs[run["config"]["optuna_trial"]] = run
+    assert sorted(runs) == list(table["trial"])
+    for row in table.itertuples():
+        run = runs[row.trial]
+        assert run["name"] == f"trial-{row.trial:05d}" and run["tags"] == ["cpu"]
+        assert run["config"]["lr"] == pytest.approx(row.lr) and run["config"]["msup.state"] == row.state
+        assert [step for step, _ in run["val_acc"]] == list(range(1, row.epochs + 1))
+        assert run["val_acc"][-1][1] == pytest.approx(row.val_acc)
+        assert run["artifacts"] == (["model"] if row.state == "COMPLETE" else [])
+
+
+@pytest.mark.slow
+def test_tensorboard_event_files_are_written_for_every_trial_when_named(tracked):
+    root, table = tracked
+    for number in table["trial"]:
+        (trial,) = (root / "runs" / "tracked" / "ray" / "run-1").glob(f"trial-{number:05d}-*")
+        assert list(trial.glob("events.out.tfevents.*")) and (trial / "result.json").is_file()
+
+
+def _items(items) -> dict:
+    """Keys and values of W&B config, history or summary items (a key may come as a path)."""
+    return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
+
+
+def wandb_records(path: Path):
+    """The records of a W&B offline run file: LevelDB's log format (32 KiB blocks of framed chunks) after a 7-byte
+    ``:W&B`` header, each record a protobuf of W&B's own schema."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, position, pending = path.read_bytes(), 32768, 7, b""
+    assert data[:4] == b":W&B"
+    while position + 7 <= len(data):
+        left = block - position % block
+        length, kind = int.from_bytes(data[position + 4 : position + 6], "little"), data[position + 6]
+        if left < 7 or kind == 0:  # the rest of a block is padding
+            position += left
+            continue
+        pending += data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
 @pytest.mark.parametrize("loggers, message", [
-    ({"comet": {}}, "loggers.comet: unknown logger (expected one of mlflow, tensorboard)"),
-    ({"wandb": {}}, "loggers.wandb: unknown logger (expected one of mlflow, tensorboard)"),
+    ({"comet": {}}, "loggers.comet: unknown logger (expected one of mlflow, wandb, tensorboard)"),
     ({"mlflow": {"uri": "x"}}, "loggers.mlflow: unknown option(s) uri (expected experiment, tags, tracking_uri)"),
     ("mlflow", "loggers: must be a list of names or a mapping"),
     ({"mlflow": ["x"]}, "loggers.mlflow: options must be a mapping"),
@@ -53,8 +137,9 @@ def test_bad_loggers_are_refused_with_their_key(tmp_path, loggers, message):
 
 
 def test_a_list_of_names_takes_the_defaults(tmp_path):
-    config = parse_study({"name": "t", "search_space": SPACE, "loggers": ["mlflow", "tensorboard"]}, base_dir=tmp_path)
-    assert config.loggers == {"mlflow": {}, "tensorboard": {}} and config.to_dict()["loggers"] == config.loggers
+    config = parse_study({"name": "t", "search_space": SPACE, "loggers": ["mlflow", "wandb", "tensorboard"]},
+                         base_dir=tmp_path)
+    assert config.loggers == {"mlflow": {}, "wandb": {}, "tensorboard": {}} and config.to_dict()["loggers"] == config.loggers
 
 
 def test_the_state_a_tracker_records_is_the_one_the_study_records():
