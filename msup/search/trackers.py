@@ -139,9 +139,20 @@ def _wandb_callback_class() -> type:
 
     It feeds Ray's logging actor through the callback's queue, as the callback itself does.
     """
-    from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem
+    from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLoggingActor
+
+    class WrittenOutLoggingActor(_WandbLoggingActor):
+        """Ray kills a logging actor, and wandb's service process with it, as soon as ``run`` returns; but
+        ``wandb.finish()`` returns before that service has written the run out (an offline run file was left
+        empty). Ending the service first waits for it to write everything."""
+
+        def run(self) -> None:
+            super().run()
+            self._wandb.teardown()
 
     class StudyWandbCallback(WandbLoggerCallback):
+        _logger_actor_cls = WrittenOutLoggingActor
+
         def log_trial_start(self, trial: Any) -> None:
             number = trial.config.get("optuna_trial")
             config = {**trial.config.get("values", {}), "optuna_trial": number, "epochs": trial.config.get("epochs")}
