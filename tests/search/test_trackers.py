@@ -27,7 +27,7 @@ def tracked(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     path = write_study(root, "tracked", trials=2, epochs=2,
                        loggers={**{k: v for k, v in loggers.items() if k in INSTALLED}, "tensorboard": {}})
     env = {**msup_env(root / "runs"), "WANDB_MODE": "offline", "WANDB_DIR": str(root / "wandb-files"), "WANDB_SILENT": "true"}
-    launched = run_msup(["study", "launch", str(path)], env)
+    launched = run_msup(["study", "launch", str(path)], env, cwd=root)  # MLflow's artifacts go to ./mlruns
     assert launched.returncode == 0, launched.stderr[-3000:]
     return root, pd.read_csv(root / "runs" / "tracked" / "trials.csv")
 
