@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from analysis.files import Folder
 from analysis.table import SIZE_ENTROPY_MIB, VAL_ACC, validate_trials
 from msup.errors import InputError
+from msup.search.layout import ARTIFACTS_DIR, artifact_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,7 +89,7 @@ class Study:
         """The network of a COMPLETE trial, rebuilt from its model file (eval mode, on ``device``)."""
         from msup.artifact import load_model
 
-        artifacts, name = self.folder / "artifacts", f"{int(trial):05d}.msup"
+        artifacts, name = self.folder / ARTIFACTS_DIR, artifact_name(int(trial))
         if not artifacts.is_file(name):
             raise InputError(f"study {self.name!r}: trial {trial} has no model file ({artifacts}/{name}); "
                              "only COMPLETE trials of a supermask have one")

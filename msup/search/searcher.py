@@ -29,6 +29,7 @@ from analysis.files import Folder
 from msup import failpoints
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError
+from msup.search.layout import ARTIFACTS_DIR, RAY_DIR, artifact_name
 from msup.search.ledger import PRUNED_ATTR, REJECTED_ATTR, SIZE_ATTRS, StudyLedger, TrialRecord, driver_ledger
 from msup.search.pruning import SHADOW_ATTR
 from msup.search.sizing import SizeCache
@@ -111,7 +112,7 @@ class StudySearcher(Searcher):
             "cpus": self._config.cpu,
             "memory_bytes": self._config.memory_bytes,
             "checkpoint_every_s": self._config.checkpoint_every_s,
-            "artifact_path": (Folder(self._folder) / "artifacts").file_uri(f"{record.number:05d}.msup"),
+            "artifact_path": (Folder(self._folder) / ARTIFACTS_DIR).file_uri(artifact_name(record.number)),
             "resume_from": resume_from,
         }
 
@@ -215,7 +216,7 @@ def latest_checkpoint(folder: Folder, number: int) -> str | None:
     highest checkpoint of the latest run that has one (a run's checkpoints count from 0).
     Lists the runs' trial folders: done only for the few trials a dead driver left.
     """
-    ray, trial_prefix, newest = folder / "ray", f"trial-{number:05d}-", None
+    ray, trial_prefix, newest = folder / RAY_DIR, f"trial-{number:05d}-", None
     for run in ray.children():
         if not run.startswith("run-") or not run[4:].isdigit():
             continue

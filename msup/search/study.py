@@ -33,12 +33,12 @@ from analysis.table import REJECTED
 from msup import failpoints
 from msup.errors import InputError, RunError
 from msup.search.driver_lock import Holder, hold_driver_lock, running_driver
+from msup.search.layout import RAY_DIR, STUDY_FILE
 from msup.search.ledger import curve_of, outcome, release_ledgers
 from msup.search.searcher import VALUES_ATTR
 from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study_text
 from msup.search.storage import load_or_create, open_storage, study_storage_url
 
-STUDY_FILE, RAY_DIR = "study.yaml", "ray"
 FINISHED = (TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name)  # what uses the trial budget
 RUNS_ENV = "MSUP_RUNS"
 RUN_NAME = re.compile(r"^run-[0-9]+$")
