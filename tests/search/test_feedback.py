@@ -44,11 +44,11 @@ def test_a_pruned_trial_is_shown_complete_at_its_stopping_point_and_the_storage_
     assert sum(t.state == TrialState.PRUNED for t in study.trials) == 11
 
 
-def mean_of_samples(learn_from_pruned: bool) -> float:
-    source = study_with_good_pruned_trials()
-    sampler = build_sampler({"name": "tpe", "seed": 3, "n_startup_trials": 5, "learn_from_pruned": learn_from_pruned})
+def mean_of_samples(evidence: list[optuna.trial.FrozenTrial], **sampler_options: object) -> float:
+    """Where multi-objective TPE samples x on average, 20 times, given ``evidence`` and ``sampler_options``."""
+    sampler = build_sampler({"name": "tpe", "seed": 3, "n_startup_trials": 5, **sampler_options})
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    study.add_trials(source.trials)
+    study.add_trials(evidence)
     samples = []
     for _ in range(20):
         trial = study.ask()
@@ -59,7 +59,8 @@ def mean_of_samples(learn_from_pruned: bool) -> float:
 
 def test_tpe_samples_near_well_placed_pruned_trials_only_with_feedback() -> None:
     # where the good group lies decides where TPE samples: 0.29 on average with feedback, 0.60 without
-    assert mean_of_samples(learn_from_pruned=True) < 0.35 < 0.55 < mean_of_samples(learn_from_pruned=False)
+    evidence = study_with_good_pruned_trials().trials
+    assert mean_of_samples(evidence, learn_from_pruned=True) < 0.35 < 0.55 < mean_of_samples(evidence, learn_from_pruned=False)
 
 
 def test_the_wrapper_keeps_multi_objective_tpe_and_nsga2_working() -> None:
@@ -94,22 +95,10 @@ def test_only_the_most_recent_finished_trials_and_the_running_ones_are_shown() -
     assert len(study.trials) == 41  # the study itself is untouched
 
 
-def mean_x_sampled(max_history: int | None) -> float:
-    sampler = build_sampler({"name": "tpe", "seed": 3, "n_startup_trials": 5,
-                             **({} if max_history is None else {"max_history": max_history})})
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    study.add_trials(study_whose_best_trials_are_old().trials[:40])
-    samples = []
-    for _ in range(20):
-        trial = study.ask()
-        samples.append(trial.suggest_float("x", 0.0, 1.0))
-        study.tell(trial, state=TrialState.FAIL)  # keep the evidence as it was
-    return statistics.mean(samples)
-
-
 def test_tpe_with_a_bounded_history_learns_from_the_recent_trials_only() -> None:
     # 0.05 on average with the whole history (the old, better trials), 0.61 with the recent 20 alone
-    assert mean_x_sampled(max_history=None) < 0.35 < 0.55 < mean_x_sampled(max_history=20)
+    evidence = study_whose_best_trials_are_old().trials[:40]
+    assert mean_of_samples(evidence) < 0.35 < 0.55 < mean_of_samples(evidence, max_history=20)
 
 
 def test_a_bounded_history_composes_with_pruned_trials_as_points() -> None:
