@@ -63,16 +63,18 @@ def test_tpe_samples_near_well_placed_pruned_trials_only_with_feedback() -> None
     assert mean_of_samples(evidence, learn_from_pruned=True) < 0.35 < 0.55 < mean_of_samples(evidence, learn_from_pruned=False)
 
 
-def test_the_wrapper_keeps_multi_objective_tpe_and_nsga2_working() -> None:
-    for name in ("tpe", "nsga2"):
-        sampler = build_sampler({"name": name, "seed": 0, "learn_from_pruned": True})
-        assert isinstance(sampler, PrunedAsPoints)
-        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-        study.add_trials(study_with_good_pruned_trials().trials)
-        for _ in range(3):
-            trial = study.ask()
-            study.tell(trial, [trial.suggest_float("x", 0.0, 1.0), 0.5])
-        assert len(study.trials) == 24
+@pytest.mark.parametrize("name", ["tpe", "nsga2"])
+@pytest.mark.parametrize("view", [{"learn_from_pruned": True}, {"max_history": 8}], ids=["pruned-as-points", "recent"])
+def test_the_wrappers_keep_multi_objective_tpe_and_nsga2_working(name: str, view: dict) -> None:
+    own = {"population_size": 4} if name == "nsga2" else {}  # NSGA-II breeds from the second generation on
+    sampler = build_sampler({"name": name, "seed": 0, **own, **view})
+    assert isinstance(sampler, PrunedAsPoints if "learn_from_pruned" in view else RecentTrials)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.add_trials(study_with_good_pruned_trials().trials)
+    for _ in range(12):
+        trial = study.ask()
+        study.tell(trial, [trial.suggest_float("x", 0.0, 1.0), 0.5])
+    assert len(study.trials) == 33
 
 
 def study_whose_best_trials_are_old() -> optuna.Study:
