@@ -35,10 +35,15 @@ from msup.search.ledger import PRUNED_ATTR, curve_of
 
 
 class ViewSampler(BaseSampler):
-    """Wraps ``sampler`` and shows it the study's trials through `shown`."""
+    """Wraps ``sampler`` and shows it the study's trials through `shown`.
+
+    A sampler reads the trials many times for one ask (TPE: twice per parameter). What was shown is kept
+    for the trial being sampled, so the study is read once per ask and states asked for, not each time.
+    """
 
     def __init__(self, sampler: BaseSampler) -> None:
         self.sampler = sampler
+        self._sampling: tuple[int, dict[tuple[frozenset[TrialState] | None, bool], list[FrozenTrial]]] = (-1, {})
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({self.sampler})"
@@ -51,22 +56,24 @@ class ViewSampler(BaseSampler):
         """The states to read from the study so that `shown` can answer for ``states``."""
         return states
 
-    def _study(self, study: optuna.Study) -> _StudyView:
-        return _StudyView(study, self)
+    def _study(self, study: optuna.Study, trial: FrozenTrial) -> _StudyView:
+        if self._sampling[0] != trial._trial_id:
+            self._sampling = (trial._trial_id, {})
+        return _StudyView(study, self, self._sampling[1])
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self.sampler.infer_relative_search_space(self._study(study), trial)
+        return self.sampler.infer_relative_search_space(self._study(study, trial), trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self.sampler.sample_relative(self._study(study), trial, search_space)
+        return self.sampler.sample_relative(self._study(study, trial), trial, search_space)
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution,
     ) -> Any:
-        return self.sampler.sample_independent(self._study(study), trial, param_name, param_distribution)
+        return self.sampler.sample_independent(self._study(study, trial), trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.sampler.before_trial(self._study(study), trial)
+        self.sampler.before_trial(self._study(study, trial), trial)
 
     def after_trial(
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None,
@@ -112,6 +119,9 @@ class PrunedAsPoints(ViewSampler):
         return viewed if states is None else [t for t in viewed if t.state in states]
 
 
+_EVIDENCE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
 class RecentTrials(ViewSampler):
     """Shows the trials from the ``max_history``-th most recent COMPLETE or PRUNED one on, and every unfinished one.
 
@@ -123,19 +133,28 @@ class RecentTrials(ViewSampler):
         self.max_history = max_history
 
     def shown(self, trials: list[FrozenTrial], states: Container[TrialState] | None) -> list[FrozenTrial]:
-        evidence = [t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        if len(evidence) <= self.max_history:
+        """A scan back from the newest trial (they come in the order of their numbers): O(max_history) per call,
+        which matters as TPE reads the trials once per parameter it samples."""
+        start, evidence = len(trials), 0
+        while start > 0 and evidence < self.max_history:
+            start -= 1
+            evidence += trials[start].state in _EVIDENCE
+        if start == 0:
             return trials
-        oldest_kept = evidence[-self.max_history]  # trials come in the order of their numbers
-        return [t for t in trials if not t.state.is_finished() or t.number >= oldest_kept]
+        if states is not None and all(state.is_finished() for state in states):
+            return trials[start:]
+        return [t for t in trials[:start] if not t.state.is_finished()] + trials[start:]
 
 
 class _StudyView:
-    """The study, except that its trials are shown through `ViewSampler.shown`."""
+    """The study, except that its trials are shown through `ViewSampler.shown` (kept in ``shown`` while one
+    trial is sampled; copies, asked for with ``deepcopy``, are made afresh)."""
 
-    def __init__(self, study: optuna.Study, sampler: ViewSampler) -> None:
+    def __init__(self, study: optuna.Study, sampler: ViewSampler,
+                 shown: dict[tuple[frozenset[TrialState] | None, bool], list[FrozenTrial]]) -> None:
         self._real = study
         self._sampler = sampler
+        self._shown = shown
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -143,8 +162,13 @@ class _StudyView:
     def _get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None, use_cache: bool = False,
     ) -> list[FrozenTrial]:
-        wanted = None if states is None else set(states)
-        return self._sampler.shown(self._real._get_trials(deepcopy, self._sampler.asked_states(wanted), use_cache), wanted)
+        wanted = None if states is None else frozenset(states)
+        if deepcopy or (wanted, use_cache) not in self._shown:
+            trials = self._real._get_trials(deepcopy, self._sampler.asked_states(wanted), use_cache)
+            if deepcopy:
+                return self._sampler.shown(trials, wanted)
+            self._shown[wanted, use_cache] = self._sampler.shown(trials, wanted)
+        return self._shown[wanted, use_cache]
 
     def get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
         return self._get_trials(deepcopy, states)

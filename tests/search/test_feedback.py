@@ -91,9 +91,9 @@ def study_whose_best_trials_are_old() -> optuna.Study:
 def test_only_the_most_recent_finished_trials_and_the_running_ones_are_shown() -> None:
     study = study_whose_best_trials_are_old()
     sampler = RecentTrials(optuna.samplers.RandomSampler(seed=0), max_history=15)
-    shown = sampler._study(study).get_trials(deepcopy=False)
-    assert [t.number for t in shown] == [*range(25, 40), 40]
-    assert [t.number for t in sampler._study(study).get_trials(states=(TrialState.COMPLETE,))] == list(range(25, 40))
+    assert [t.number for t in sampler.shown(study.trials, None)] == [*range(25, 40), 40]
+    complete = {TrialState.COMPLETE}
+    assert [t.number for t in sampler.shown(study.get_trials(states=complete), complete)] == list(range(25, 40))
     assert len(study.trials) == 41  # the study itself is untouched
 
 
@@ -117,3 +117,15 @@ def test_a_bounded_history_composes_with_pruned_trials_as_points() -> None:
 def test_a_bad_max_history_is_refused_with_its_key(value) -> None:
     with pytest.raises(InputError, match="sampler.max_history: .* must be a whole number of trials, at least 1"):
         build_sampler({"name": "tpe", "max_history": value})
+
+
+def test_the_study_is_read_once_per_ask_and_states_however_often_the_sampler_looks() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=build_sampler({"name": "tpe", "seed": 0, "n_startup_trials": 2, "max_history": 10}))
+    study.add_trials(study_whose_best_trials_are_old().trials[:40])
+    reads, read = [], study._get_trials
+    study._get_trials = lambda *args, **kwargs: reads.append(args[1:2]) or read(*args, **kwargs)  # type: ignore[method-assign]
+    trial = study.ask()
+    for name in "abcdefgh":  # TPE reads the trials twice per parameter it samples
+        trial.suggest_float(name, 0.0, 1.0)
+    assert 1 <= len(reads) <= 4, reads
