@@ -33,7 +33,7 @@ Schema (paths are relative to the study file)::
                                       # its last one, and after its last epoch; 0 = after every epoch. A
                                       # crash loses at most every_s of a trial's training (plus an epoch)
     loggers: {mlflow: {tracking_uri: sqlite:///mlflow.db}}   # optional: experiment trackers
-                                      # (mlflow, tensorboard; see msup.search.trackers)
+                                      # (mlflow, wandb, tensorboard; see msup.search.trackers)
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
 
 Every problem in the file, the training config and the search space is
