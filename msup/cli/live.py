@@ -7,7 +7,9 @@ running several, changes nothing for the driver.
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -48,15 +50,22 @@ def driver_text(info: Mapping[str, Any]) -> str:
 
 
 def watch(read: Callable[[], Mapping[str, Any]], every_s: float, out: TextIO = sys.stdout) -> int:
-    """Redraw ``read()`` every ``every_s`` seconds until Ctrl-C (exit 0); plain frames when not a terminal."""
-    clear = _CLEAR if out.isatty() else ""
+    """Redraw ``read()`` every ``every_s`` seconds until Ctrl-C (exit 0); plain frames when not a terminal.
+
+    Ctrl-C only raises a flag, checked between frames: as an exception it could land inside the
+    storage's driver, which may swallow it, and the view would go on.
+    """
+    clear, stopped = _CLEAR if out.isatty() else "", threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stopped.set())
     try:
-        while True:
+        while not stopped.is_set():
             frame = render(read())
             print(f"{clear}{frame}\n(every {every_s:g} s; Ctrl-C leaves, the study goes on)", file=out, flush=True)
-            time.sleep(every_s)
-    except KeyboardInterrupt:
-        return 0
+            if not stopped.is_set():
+                time.sleep(every_s)  # Ctrl-C here ends the view once the sleep is over
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
 
 
 def _duration(seconds: float) -> str:
