@@ -43,7 +43,8 @@ class ViewSampler(BaseSampler):
 
     def __init__(self, sampler: BaseSampler) -> None:
         self.sampler = sampler
-        self._sampling: tuple[int, dict[tuple[frozenset[TrialState] | None, bool], list[FrozenTrial]]] = (-1, {})
+        self._shown_for = -1  # the id of the trial being sampled, which `_shown` holds the views for
+        self._shown: dict[tuple[frozenset[TrialState] | None, bool], list[FrozenTrial]] = {}
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({self.sampler})"
@@ -57,9 +58,9 @@ class ViewSampler(BaseSampler):
         return states
 
     def _study(self, study: optuna.Study, trial: FrozenTrial) -> _StudyView:
-        if self._sampling[0] != trial._trial_id:
-            self._sampling = (trial._trial_id, {})
-        return _StudyView(study, self, self._sampling[1])
+        if self._shown_for != trial._trial_id:
+            self._shown_for, self._shown = trial._trial_id, {}
+        return _StudyView(study, self, self._shown)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return self.sampler.infer_relative_search_space(self._study(study, trial), trial)
@@ -134,7 +135,7 @@ class RecentTrials(ViewSampler):
 
     def shown(self, trials: list[FrozenTrial], states: Container[TrialState] | None) -> list[FrozenTrial]:
         """A scan back from the newest trial (they come in the order of their numbers): O(max_history) per call,
-        which matters as TPE reads the trials once per parameter it samples."""
+        which matters as TPE reads the trials twice per parameter it samples."""
         start, evidence = len(trials), 0
         while start > 0 and evidence < self.max_history:
             start -= 1

@@ -91,6 +91,8 @@ def set_user_attrs(storage: BaseStorage, trial_id: int, attrs: Mapping[str, Any]
     call instead of one per key. All or none of them are stored.
     """
     backend = getattr(storage, "_backend", storage)  # the RDBStorage behind Optuna's cache
+    if not attrs:
+        return
     if not isinstance(backend, RDBStorage):
         for key, value in attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)

@@ -14,8 +14,8 @@ Schema (paths are relative to the study file)::
     sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options;
                                       # learn_from_pruned: true shows the sampler each pruned trial at
                                       # the point it was stopped at; max_history: N shows it only the
-                                      # N most recent finished trials, which bounds TPE's cost per ask
-                                      # in a large study (msup.search.feedback)
+                                      # N most recent completed or pruned trials, which bounds TPE's cost
+                                      # per ask in a large study (msup.search.feedback)
     pruner: {name: size_aware}        # see msup.search.pruning
     resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU);
                                       # memory_gib: host memory a trial may allocate beyond its worker

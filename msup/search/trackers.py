@@ -14,9 +14,10 @@ metrics, its final state (``COMPLETE``, ``PRUNED`` or ``FAIL``) as
 ``msup.state`` (an MLflow tag, a W&B config key), and its model file as an
 artifact. ``tracking_uri`` defaults to ``$MLFLOW_TRACKING_URI``; ``experiment``
 and ``project`` to the study's name. W&B reads its own variables
-(``WANDB_API_KEY``, ``WANDB_MODE=offline``, ``WANDB_DIR``). ``tensorboard`` writes event files into every trial's
-folder (``tensorboard --logdir <study>/ray``); it is off unless named, since
-writing them costs the driver a few milliseconds per epoch report. Ray Tune's
+(``WANDB_API_KEY``, ``WANDB_MODE=offline``, ``WANDB_DIR``). ``tensorboard``
+writes event files into every trial's folder (``tensorboard --logdir
+<study>/ray``); it is off unless named, since writing them costs the driver a
+few milliseconds per epoch report. Ray Tune's
 ``result.json`` and ``progress.csv`` are always written (its ``ResultGrid``
 and ``Tuner.restore`` read them). The driver talks to the tracker, so it must
 be reachable from the driver's machine.
