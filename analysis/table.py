@@ -58,6 +58,9 @@ STATES = (COMPLETE, PRUNED, FAIL, RUNNING, REJECTED)
 
 REQUIRED_COLUMNS = (TRIAL, STATE, COATS, *ACCURACY_COLUMNS, *SIZE_COLUMNS, DENSE_MIB)
 NUMERIC_COLUMNS = (*REQUIRED_COLUMNS[2:], TRIAL, SEED, EPOCHS, COMPRESSION, WALL_S)
+# Identifiers and free text: read verbatim, whatever their characters (a Ray id such as
+# "00123456" or "12345e67" is not a number). An empty cell is the only missing value.
+TEXT_COLUMNS = (RAY_TRIAL_ID, ERROR, REJECTED_REASON)
 # Columns that are outcomes or bookkeeping, not part of a trial's configuration.
 NON_PARAMETER_COLUMNS = frozenset(
     (TRIAL, RAY_TRIAL_ID, STATE, SEED, EPOCHS, *ACCURACY_COLUMNS, *SIZE_COLUMNS,
@@ -76,7 +79,9 @@ def load_trials(path: str | PathLike[str] | IO[bytes], source: str | None = None
 
     source = source or str(path)
     try:
-        frame = pd.read_csv(path)
+        # Only an empty cell is missing: the writer leaves nothing else empty, and text such as
+        # "NA" or "None" in an error message stays text.
+        frame = pd.read_csv(path, dtype={name: str for name in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise TableError(f"{source}: no such file") from None
     except pd.errors.EmptyDataError:

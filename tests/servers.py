@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import optuna
 import pytest
+import sessions
 
 POSTGRES_ENV, S3_ENV = "MSUP_TEST_POSTGRES", "MSUP_TEST_S3"
 S3_SETTINGS = {  # what a user sets for MinIO, Ceph or another S3 service; moto accepts any key
@@ -52,7 +53,7 @@ def s3_endpoint() -> Iterator[str]:
         if importlib.util.find_spec("moto") is None:
             pytest.skip(f"{S3_ENV} is not set and moto is not installed (pip install 'moto[server]')")
         port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        server = sessions.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         endpoint = f"http://127.0.0.1:{port}"
     previous = {key: os.environ.get(key) for key in [*S3_SETTINGS, "AWS_ENDPOINT_URL"]}
@@ -68,7 +69,7 @@ def s3_endpoint() -> Iterator[str]:
             else:
                 os.environ[key] = value
         if server is not None:
-            server.terminate()
+            sessions.kill_group(server.pid)
             server.wait(timeout=30)
 
 

@@ -25,7 +25,10 @@ import optuna
 import pandas as pd
 import yaml
 
+import sessions
 from analysis.files import Folder
+from analysis.table import load_trials as read_table
+from sessions import kill_group
 
 MSUP = str(Path(sys.executable).parent / "msup")
 SPACE = {
@@ -82,23 +85,13 @@ def release(folder: Path, point: str, hit: int) -> None:
     (folder / f"{point}@{hit}.go").touch()
 
 
-def kill_group(pid: int) -> None:
-    """SIGKILL what is left of the process group of ``pid`` (a driver and the Ray processes it started)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 class Driver:
     """A `msup` command running in the background, in a session of its own; its output goes to ``log``."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                [MSUP, *args], env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
-            )
+            self.process = sessions.start([MSUP, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
         self.pid = self.process.pid
 
     def __enter__(self) -> Driver:
@@ -124,15 +117,7 @@ class Driver:
 
 def run_msup(args: Sequence[str], env: dict[str, str], timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `msup ARGS` to its end in a session of its own; whatever it leaves running is killed."""
-    process = subprocess.Popen(
-        [MSUP, *args], env=env, cwd=cwd, start_new_session=True, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        kill_group(process.pid)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return sessions.run([MSUP, *args], timeout, env=env, cwd=cwd)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, driver: Driver | None = None) -> float:
@@ -182,7 +167,7 @@ def assert_consistent(folder: Path | Folder, name: str, budget: int, storage: st
     """
     folder = Folder(folder)  # a local directory, or a prefix in object storage
     trials = sorted(load_trials(storage or sqlite_url(folder.local), name), key=lambda t: t.number)
-    table = pd.read_csv(io.BytesIO(folder.read_bytes("trials.csv")), keep_default_na=False, na_values=[""])
+    table = read_table(io.BytesIO(folder.read_bytes("trials.csv")), source=f"{folder.shown}/trials.csv")
     budgeted = [t for t in trials if "rejected" not in t.user_attrs]
     finished = [t for t in budgeted if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
     accounting = Accounting(

@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+import sessions
 import sqlalchemy as sa
 from studykit import unique_name
 
@@ -54,8 +55,8 @@ def test_a_second_driver_is_refused_naming_the_holder_and_gets_the_lease_once_re
 
 def test_a_driver_on_the_holders_machine_is_refused_while_it_runs_and_takes_the_lease_once_it_died(postgres):
     study = unique_name("lease")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, postgres, study, str(SHORT_LEASE_S)],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    holder = sessions.start([sys.executable, "-c", HOLD, postgres, study, str(SHORT_LEASE_S)],
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"  # the lease is taken: no race with its start
         contender = DriverLease(postgres, study, SHORT_LEASE_S)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sessions
 import yaml
 from studykit import (
     MSUP, Driver, assert_consistent, count_states, failpoint_env, load_trials, msup_env, record, release, run_msup,
@@ -280,8 +281,7 @@ def test_loss_of_a_worker_node_finishes_its_trials_on_the_head_node(tmp_path):
     script.write_text(NODE_LOSS_DRIVER)
     env = failpoint_env(runs, points, "trial.after_epoch@1=pause;trial.after_epoch@2=pause")
     start = time.monotonic()
-    run = subprocess.run([sys.executable, str(script), MSUP, str(path), str(points)], env=env,
-                         capture_output=True, text=True, timeout=600, start_new_session=True)
+    run = sessions.run([sys.executable, str(script), MSUP, str(path), str(points)], 600, env=env)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert len(outcome["lost_pids"]) == 1, outcome  # exactly one paused trial was on the worker node

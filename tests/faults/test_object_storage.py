@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sessions
 from servers import new_bucket, postgres_url
 from studykit import Driver, assert_consistent, kill_group, record, release, run_msup, unique_name, wait_for_pause, write_study
 
@@ -47,8 +48,8 @@ class TwoNodeCluster:
     """A local Ray cluster of a head and a worker node (one CPU each), with its own temporary folder."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", CLUSTER], env=env, cwd=cwd, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        self.process = sessions.start([sys.executable, "-c", CLUSTER], env=env, cwd=cwd, text=True,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.address = self.process.stdout.readline().strip()
         assert self.address, "the cluster did not start"
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 
 import optuna
+import sessions
 from optuna.trial import TrialState, create_trial
 from studykit import MSUP, msup_env, write_study
 
@@ -41,8 +42,8 @@ def test_watch_redraws_a_study_until_ctrl_c_and_leaves_it_as_it_was(tmp_path):
     for key, value in {"curve.1": 0.5, "curve.2": 0.625, "values": {"lr": 0.1}}.items():
         running.set_user_attr(key, value)
     before = [(t.number, t.state) for t in study.get_trials()]
-    watcher = subprocess.Popen([MSUP, "study", "status", "live", "--watch", "--every", "0.2"], env=msup_env(runs),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher = sessions.start([MSUP, "study", "status", "live", "--watch", "--every", "0.2"], env=msup_env(runs),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     frame = []
     for line in watcher.stdout:  # the first whole frame; then Ctrl-C
         frame.append(line.rstrip("\n"))

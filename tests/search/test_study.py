@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 import pytest
 
+import sessions
 import studykit
 from msup.cli import main
 from studykit import MSUP, sqlite_url, write_study
@@ -168,7 +169,7 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     script = tmp_path / "cluster_driver.py"
     script.write_text(CLUSTER_DRIVER)
     env = {**os.environ, "MSUP_RUNS": str(tmp_path / "runs")}
-    run = subprocess.run([sys.executable, str(script), MSUP, str(path)], env=env, capture_output=True, text=True, timeout=300)
+    run = sessions.run([sys.executable, str(script), MSUP, str(path)], 300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     folder = tmp_path / "runs" / "cluster"
     assert_consistent(folder, "cluster", 4)
