@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from controller import Controller
 from optuna.samplers import BaseSampler
 
 from msup.search.ledger import release_ledgers
-from msup.search.pruning import PruningScheduler
-from msup.search.searcher import StudySearcher
 from msup.search.storage import load_or_create, open_storage
 from msup.search.study_config import build_sampler, load_study_config
 
@@ -109,13 +108,6 @@ class OptunaClock:
 
 
 @dataclass
-class RayTrial:
-    """What the scheduler reads of a Ray trial."""
-
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class Window:
     start: int
     end: int
@@ -149,15 +141,13 @@ def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, se
         spec = config.sampler if sampler_name == config.sampler["name"] else {"name": sampler_name}
         spec = spec if max_history is None else {**spec, "max_history": max_history}
         sampler = TimedSampler(build_sampler({**spec, "seed": seed}))
-        searcher = StudySearcher(config, url, folder)
-        searcher._study = load_or_create(open_storage(url), config.name, [config.accuracy, config.size], sampler)
-        scheduler = PruningScheduler(url, config.name, config.pruner, config.accuracy, config.size)
+        controller = Controller(config, url, folder, sampler)
         rng = random.Random(seed)
         edges = [w for w in WINDOWS if w < trials] + [trials]
         windows = [Window(a, b) for a, b in zip(edges, edges[1:])]
         with OptunaClock() as optuna_clock:
             for number in range(trials):
-                run_trial(searcher, scheduler, sampler, optuna_clock, number, curve(rng, epochs),
+                run_trial(controller, sampler, optuna_clock, number, curve(rng, epochs),
                           next(w for w in windows if w.start <= number < w.end))
         if storage_url:  # a shared server: leave nothing behind
             storage = open_storage(url)
@@ -167,28 +157,27 @@ def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, se
     return [w.row() for w in windows]
 
 
-def run_trial(searcher: StudySearcher, scheduler: PruningScheduler, sampler: TimedSampler, optuna_clock: OptunaClock,
+def run_trial(controller: Controller, sampler: TimedSampler, optuna_clock: OptunaClock,
               number: int, accuracies: list[float], window: Window) -> None:
     """One trial as Ray Tune's controller drives it: suggest, one result per epoch, completion; each call timed."""
     sampled, asked, start = sampler.seconds, optuna_clock.seconds, time.perf_counter()
-    config_of = searcher.suggest(f"t{number}")
+    config_of = controller.suggest(f"t{number}")
+    assert config_of is not None
     window.suggest_ms.append(1e3 * (time.perf_counter() - start))
     window.sampler_ms.append(1e3 * (sampler.seconds - sampled))
     window.optuna_ask_ms.append(1e3 * (optuna_clock.seconds - asked - (sampler.seconds - sampled)))
-    trial, result = RayTrial(config_of), {}
+    result: dict[str, Any] = {}
     for epoch, accuracy in enumerate(accuracies, start=1):
         result = {"epoch": epoch, "val_acc": accuracy, **config_of["sizes"]}
         if epoch == len(accuracies):
             result.update(test_acc=accuracy, best_test_acc=accuracy, wall_s=1.0, size_artifact_bytes=1000)
         start = time.perf_counter()
-        decision = scheduler.on_trial_result(None, trial, result)
-        if decision == "CONTINUE":
-            searcher.on_trial_result(f"t{number}", result)
+        going_on = controller.report(f"t{number}", result)
         window.report_ms.append(1e3 * (time.perf_counter() - start))
-        if decision == "STOP":
+        if not going_on:
             break
     told, start = optuna_clock.seconds, time.perf_counter()
-    searcher.on_trial_complete(f"t{number}", result)
+    controller.complete(f"t{number}", result)
     window.complete_ms.append(1e3 * (time.perf_counter() - start))
     window.optuna_tell_ms.append(1e3 * (optuna_clock.seconds - told))
 

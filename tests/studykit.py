@@ -23,12 +23,12 @@ from typing import Any
 
 import optuna
 import pandas as pd
-import yaml
-
 import sessions
+import yaml
+from sessions import kill_group
+
 from analysis.files import Folder
 from analysis.table import load_trials as read_table
-from sessions import kill_group
 
 MSUP = str(Path(sys.executable).parent / "msup")
 SPACE = {

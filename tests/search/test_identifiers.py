@@ -12,10 +12,10 @@ import shutil
 import optuna
 import pandas as pd
 import pytest
+import sessions
 from optuna.trial import TrialState, create_trial
 from studykit import MSUP, assert_consistent, msup_env, write_study
 
-import sessions
 from analysis.report import load_study, write_study_report
 from analysis.table import TEXT_COLUMNS, load_trials
 from msup import Study

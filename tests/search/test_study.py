@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -11,11 +10,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-
 import sessions
 import studykit
-from msup.cli import main
 from studykit import MSUP, sqlite_url, write_study
+
+from msup.cli import main
 
 pytestmark = pytest.mark.slow
 

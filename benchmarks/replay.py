@@ -1,0 +1,349 @@
+"""Replay searches on a curve bank: msup's real searcher, pruning scheduler, ledger and samplers, no training.
+
+Every trial a sampler asks for is answered from the bank (`curve_bank.py`): by
+its nearest bank configuration (coats and categorical values matched exactly,
+the other parameters normalised to [0, 1], log where the space is log), whose
+values the trial then carries, so both objectives (its sizes and its curve)
+come from a configuration that was really trained. ``--neighbours K`` (K > 1)
+answers instead with the mean curve of the K nearest and keeps the sampled
+values (sizes exact): a surrogate, for a bank too sparse for its spread.
+
+Trials run on a simulated clock: ``max_concurrent`` workers, per-epoch seconds
+from the bank, plus a fixed overhead per trial (`TRIAL_OVERHEAD_S`, measured
+on real studies). The controller calls what Ray Tune's would (`Controller`).
+
+Three views, each over paired seeds (seed s means the same sampler seed in
+every arm):
+
+- ``same``: the random sampler, the study's trial count. For a given seed,
+  every arm trains the same configurations, so pruners are compared trial by
+  trial and the floor and the oracle are computed exactly from ``none``'s
+  trials (`replay_report.py`).
+- ``trials``: the study's own sampler and trial count, as a real study runs
+  (`search_efficiency.py`): what the sim-to-real check compares.
+- ``compute``: the study's own sampler. ``none`` trains the study's trial
+  count; every other arm keeps sampling until it has spent as many
+  trial-epochs and as much simulated time as ``none`` did for that seed.
+
+Arms: the msup pruners in `ARMS`, plus two reference policies that stop trials
+from outside the pruner: ``floor1``/``floor2`` (train i epochs, go on only if
+the point is non-dominated among every trial's point at epoch i so far) and
+``oracle`` (after one epoch, go on only if the trial's own final accuracy,
+read from the bank, would enter the front of the trials completed so far).
+
+One Parquet file per (view, seed) with a row per trial of every arm; files
+already there are skipped, so a run resumes where it stopped:
+
+    python benchmarks/replay.py studies/digits.yaml --seeds 100 --workers 2
+    python benchmarks/replay_report.py studies/digits.yaml --figures benchmarks/figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import heapq
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from curve_bank import load_bank
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAL_OVERHEAD_S = 0.37  # a digits trial's seconds beyond its epochs in a real study (BENCHMARKS.md, study overhead)
+MO_ASHA = {"name": "mo_asha", "grace": 1, "eta": 3}
+ARMS: dict[str, dict[str, Any] | None] = {
+    "none": {"name": "none"},
+    "size_aware": None,  # the study file's own pruner
+    "mo_asha": {**MO_ASHA, "tie_break": "hypervolume", "min_accuracy": 0.2},  # search_efficiency.py's
+    "mo_asha_eps": {**MO_ASHA, "tie_break": "epsilon_net", "min_accuracy": 0.2},
+    "mo_asha_crowding": {**MO_ASHA, "tie_break": "crowding", "min_accuracy": 0.2},
+    "moasha": {**MO_ASHA, "tie_break": "epsilon_net", "min_accuracy": 0.0},  # Syne Tune's MOASHA rule
+    "asha": {"name": "successive_halving", "min_resource": 1, "reduction_factor": 3},  # accuracy alone
+    "floor1": {"name": "none"},
+    "floor2": {"name": "none"},
+    "oracle": {"name": "none"},
+}
+PRUNERS = ("none", "size_aware", "mo_asha", "mo_asha_eps", "mo_asha_crowding", "moasha", "asha")
+VIEWS = {"same": PRUNERS, "trials": PRUNERS, "compute": tuple(ARMS)}
+
+
+# --- answering a sampled configuration from the bank ------------------------------------------------------
+
+
+class BankAnswers:
+    """Nearest bank configurations of a sampled one; the seed-0 runs of the bank are the answers."""
+
+    def __init__(self, space: Any, bank: pd.DataFrame, neighbours: int = 1) -> None:
+        self.space, self.neighbours = space, neighbours
+        self.runs = bank[bank["seed"] == 0].reset_index(drop=True)
+        self.exact = [p.name for p in space.params if p.kind == "categorical" or p.name == "coats"]
+        self._cells: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        keys = [self.key(values) for values in self.runs["values"]]
+        coords = [self.coords(values) for values in self.runs["values"]]
+        for key in set(keys):
+            rows = np.array([i for i, k in enumerate(keys) if k == key])
+            self._cells[key] = (rows, np.array([coords[i] for i in rows]))
+
+    def key(self, values: dict[str, Any]) -> tuple:
+        return tuple(json.dumps(values.get(name)) for name in self.exact)
+
+    def coords(self, values: dict[str, Any]) -> list[float]:
+        """The continuous parameters in [0, 1] (log where the space is log), in a fixed order."""
+        out = []
+        for name in sorted(values):
+            param = self.space.param("coat_keep" if name.startswith("coat_keep_") else name)
+            if param is None or param.kind not in ("int", "float") or name in self.exact:
+                continue
+            low, high, value = float(param.low), float(param.high), float(values[name])
+            if param.log:
+                low, high, value = math.log(low), math.log(high), math.log(value)
+            out.append((value - low) / (high - low) if high > low else 0.0)
+        return out
+
+    def nearest(self, values: dict[str, Any], k: int = 1, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row numbers and distances of the ``k`` nearest runs in the same cell (``exclude``: a row left out)."""
+        cell = self._cells.get(self.key(values))
+        if cell is None:
+            raise LookupError(f"the bank has no configuration with {dict(zip(self.exact, self.key(values)))}")
+        rows, coords = cell
+        distances = np.sqrt(((coords - np.array(self.coords(values))) ** 2).sum(axis=1)) if coords.shape[1] else \
+            np.zeros(len(rows))
+        if exclude is not None:
+            distances = np.where(rows == exclude, np.inf, distances)
+        order = np.argsort(distances, kind="stable")[:k]
+        return rows[order], distances[order]
+
+    def answer(self, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the values the trial carries, its run: config, curve, epoch seconds, error, final test accuracy)."""
+        rows, distances = self.nearest(values, self.neighbours)
+        first = self.runs.iloc[rows[0]]
+        run = {"config": int(first["config"]), "snap": float(distances[0]), "error": first["error"],
+               "epoch_s": list(first["epoch_s"])}
+        if self.neighbours == 1:
+            run.update(curve=list(first["val_acc"]), test_acc=first["test_acc"])
+            return dict(first["values"]), run
+        curves = [self.runs.iloc[r]["val_acc"] for r in rows if not self.runs.iloc[r]["error"]]
+        length = min((len(c) for c in curves), default=0)
+        run.update(curve=list(np.mean([c[:length] for c in curves], axis=0)) if curves else [],
+                   error="" if curves else first["error"], test_acc=float("nan"))
+        return values, run
+
+
+class AnsweringSpace:
+    """The study's search space, its draws answered by the bank (what `StudySearcher` samples through)."""
+
+    def __init__(self, answers: BankAnswers) -> None:
+        self._answers = answers
+        self.runs: list[dict[str, Any]] = []  # the answer of every draw, in draw order
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._answers.space, name)
+
+    def sample(self, trial: Any) -> dict[str, Any]:
+        values, run = self._answers.answer(self._answers.space.sample(trial))
+        self.runs.append(run)
+        return values
+
+
+# --- reference policies: stopping rules that are not msup pruners -----------------------------------------
+
+
+class Floor:
+    """Train ``epoch`` epochs; go on only if non-dominated among every trial's point at that epoch so far."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.points = epoch, []
+
+    def stop(self, size: float, epoch: int, accuracy: float, final: float | None, front: list) -> bool:
+        if epoch != self.epoch:
+            return False
+        self.points.append((size, accuracy))
+        return any(s <= size and a >= accuracy and (s, a) != (size, accuracy) for s, a in self.points)
+
+
+class Oracle:
+    """After one epoch, go on only if the trial's final accuracy (known) would enter the completed trials' front."""
+
+    def stop(self, size: float, epoch: int, accuracy: float, final: float | None, front: list) -> bool:
+        return epoch == 1 and (final is None or any(s <= size and a >= final for s, a in front))
+
+
+def policy_of(arm: str) -> Floor | Oracle | None:
+    if arm.startswith("floor"):
+        return Floor(int(arm[len("floor"):]))
+    return Oracle() if arm == "oracle" else None
+
+
+# --- one replayed study --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Budget:
+    """When sampling stops: a trial count, or compute (trial-epochs and simulated seconds, both spent)."""
+
+    trials: int | None = None
+    epochs: float = math.inf
+    seconds: float = math.inf
+
+
+def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any], budget: Budget,
+           scratch: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """One study of ``arm``; returns a row per trial and the totals (epochs, simulated seconds, CPU seconds)."""
+    from controller import Controller
+
+    from msup.search.ledger import release_ledgers
+    from msup.search.pruning import parse_pruner
+
+    pruner = ARMS[arm] or config.pruner.raw
+    space = AnsweringSpace(answers)
+    config = dataclasses.replace(config, name=f"replay-{uuid.uuid4().hex[:8]}", space=space, sampler=sampler,
+                                 pruner=parse_pruner(pruner, "pruner", []))
+    url = str(scratch / f"{config.name}.journal")  # a journal file on tmpfs where there is one
+    controller = Controller(config, url, str(scratch), trial_cap=budget.trials)
+    policy, epochs_per_trial = policy_of(arm), int(config.train["optim"]["epochs"])
+    cpu, clock, spent = time.process_time(), 0.0, 0
+    events: list[tuple[float, int, str]] = []
+    running: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    front: list[tuple[float, float]] = []
+
+    def spent_all() -> bool:
+        return budget.trials is None and spent >= budget.epochs and clock >= budget.seconds
+
+    def start(slot: int) -> None:
+        if spent_all():
+            return
+        trial_id = f"r{len(rows) + len(running):05d}"
+        trial_config = controller.suggest(trial_id)
+        if trial_config is None:
+            return
+        run = space.runs[-1]
+        size = trial_config["sizes"][config.size]
+        running[trial_id] = {"config": trial_config, "run": run, "epoch": 0, "start": clock, "size": size}
+        heapq.heappush(events, (clock + TRIAL_OVERHEAD_S + _epoch_s(run, 1), slot, trial_id))
+
+    def finish(trial_id: str, state: str, result: dict[str, Any] | None) -> None:
+        trial = running.pop(trial_id)
+        controller.complete(trial_id, result)
+        run = trial["run"]
+        final = run["curve"][-1] if state == "COMPLETE" else math.nan
+        if state == "COMPLETE":
+            front.append((trial["size"], final))
+        rows.append({"trial": trial["config"]["optuna_trial"], "config": run["config"], "snap": run["snap"],
+                     "state": state, "epochs": trial["epoch"], "size": trial["size"], "final": final,
+                     "curve": [float(a) for a in run["curve"][:trial["epoch"]]], "start_s": trial["start"],
+                     "end_s": clock, "spent_epochs": spent})
+
+    for slot in range(config.max_concurrent):
+        start(slot)
+    while events:
+        clock, slot, trial_id = heapq.heappop(events)
+        if spent_all():
+            break
+        trial = running[trial_id]
+        run, epoch = trial["run"], trial["epoch"] + 1
+        trial["epoch"], spent = epoch, spent + 1
+        if epoch > len(run["curve"]):  # the recorded run failed here (diverged): its last report is the error
+            trial["epoch"], spent = epoch - 1, spent - 1
+            finish(trial_id, "FAIL", {"error": run["error"] or "no curve", "epoch": epoch - 1})
+            start(slot)
+            continue
+        result = {"epoch": epoch, config.accuracy: float(run["curve"][epoch - 1]), **trial["config"]["sizes"]}
+        last = epoch == epochs_per_trial
+        if last:
+            result.update(test_acc=run["test_acc"], best_test_acc=run["test_acc"], wall_s=clock - trial["start"])
+        final = run["curve"][-1] if len(run["curve"]) == epochs_per_trial and not run["error"] else None
+        going_on = controller.report(trial_id, result)
+        if going_on and not last and policy is not None:
+            # stopped from outside the pruner: with no test accuracy in its last result, the searcher tells PRUNED
+            going_on = not policy.stop(trial["size"], epoch, result[config.accuracy], final, front)
+        if last or not going_on:
+            finish(trial_id, "COMPLETE" if last and going_on else "PRUNED", result)
+            start(slot)
+        else:
+            heapq.heappush(events, (clock + _epoch_s(run, epoch + 1), slot, trial_id))
+    release_ledgers()
+    return rows, {"epochs": spent, "seconds": clock, "cpu_s": time.process_time() - cpu}
+
+
+def _epoch_s(run: dict[str, Any], epoch: int) -> float:
+    times = run["epoch_s"]
+    return float(times[min(epoch, len(times)) - 1]) if times else 0.0
+
+
+def replay_seed(task: tuple[str, str, int, str, int, list[str], str]) -> pd.DataFrame:
+    """Every arm of one view on one seed (``none`` first: it sets the compute the others get)."""
+    view, study_path, seed, bank_path, neighbours, arms, half = task
+    import optuna
+
+    from msup.search.study_config import load_study_config
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    config = load_study_config(study_path)
+    answers = BankAnswers(config.space, bank_half(load_bank(bank_path), half), neighbours)
+    sampler = {"name": "random", "seed": seed} if view == "same" else {**config.sampler, "seed": seed}
+    frames, limits = [], Budget(trials=config.trials)
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as scratch:
+        for arm in ["none", *[a for a in arms if a != "none"]]:
+            budget = limits if view != "compute" or arm == "none" else dataclasses.replace(limits, trials=None)
+            rows, totals = replay(config, answers, arm, sampler, budget, Path(scratch))
+            if arm == "none" and view == "compute":
+                limits = Budget(epochs=totals["epochs"], seconds=totals["seconds"])
+            frames.append(pd.DataFrame(rows).assign(view=view, arm=arm, seed=seed, run_epochs=totals["epochs"],
+                                                    run_s=totals["seconds"], cpu_s=totals["cpu_s"]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def bank_half(bank: pd.DataFrame, half: str) -> pd.DataFrame:
+    """``a``: even configurations, ``b``: odd ones, ``all``: the whole bank (tune on one half, report the other)."""
+    if half == "all":
+        return bank
+    return bank[bank["config"] % 2 == (0 if half == "a" else 1)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path, help="the study file the bank was recorded for")
+    parser.add_argument("--bank", type=Path, help="the bank folder (default benchmarks/banks/<study name>)")
+    parser.add_argument("--seeds", type=int, default=100, help="paired seeds per arm")
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), help="default: every arm of each view")
+    parser.add_argument("--half", default="all", choices=("all", "a", "b"), help="answer from half of the bank")
+    parser.add_argument("--neighbours", type=int, default=1, help="1: snap to the nearest run; K: mean of K curves")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, help="default benchmarks/replays/<study name>")
+    args = parser.parse_args(argv)
+    bank = args.bank or ROOT / "benchmarks" / "banks" / args.study.stem
+    out = args.out or ROOT / "benchmarks" / "replays" / args.study.stem
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [(view, str(args.study.resolve()), seed, str(bank), args.neighbours,
+              [a for a in (args.arms or VIEWS[view]) if a in VIEWS[view]], args.half)
+             for seed in range(args.first_seed, args.first_seed + args.seeds) for view in args.views
+             if not (out / f"{view}-{seed}.parquet").exists()]
+    print(f"{len(tasks)} (view, seed) replays to run into {out}", flush=True)
+    start = time.monotonic()
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for done, frame in enumerate(pool.imap_unordered(replay_seed, tasks), start=1):
+            view, seed = frame["view"].iloc[0], int(frame["seed"].iloc[0])
+            frame.to_parquet(out / f".{view}-{seed}.parquet", index=False)
+            os.replace(out / f".{view}-{seed}.parquet", out / f"{view}-{seed}.parquet")
+            if done % 5 == 0 or done == len(tasks):
+                rate = done / (time.monotonic() - start)
+                print(f"  {done}/{len(tasks)}, {(len(tasks) - done) / rate / 60:.1f} min left", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Tables and figures of replayed searches (`replay.py`): both views, with the floor and the oracle beside every arm.
+
+- *Same trials* (random sampler; every arm trains the same configurations for a
+  seed): hypervolume as % of ``none``'s against trial-epochs as % of ``none``'s,
+  with the floor (train every trial i epochs, go on with the non-dominated set
+  at epoch i) and the oracle (knowing every final accuracy, train the front
+  fully and stop the rest after g epochs; a tolerance sweep gives up the front
+  points of least hypervolume contribution) computed exactly from ``none``'s
+  trials.
+- *Equal compute* (the study's sampler; every arm gets ``none``'s trial-epochs
+  and simulated seconds): hypervolume regret against the bank's own front as
+  compute grows, hypervolume at 25/50/100 % of the budget, and the compute each
+  arm needs to reach ``none``'s final hypervolume (and 95 % of it) per seed.
+
+Hypervolume is `analysis.pareto`'s (accuracy x decades of size up to the dense
+size), with the accuracy reference at 0 and at chance (1 / classes). Figures
+are interquartile means over seeds with 95 % bootstrap intervals.
+
+    python benchmarks/replay_report.py studies/digits.yaml [--replays DIR] [--figures DIR] [--markdown FILE]
+        [--real runs/bench/outcomes.json]   # the sim-to-real check against real studies
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from curve_bank import load_bank
+from replay import ROOT, BankAnswers, bank_half
+from scipy.stats import trim_mean
+
+from analysis.pareto import hypervolume, pareto_mask
+
+TOLERANCES = (1.0, 0.995, 0.99, 0.98, 0.95)
+GRID = np.geomspace(0.02, 1.0, 40)  # compute as a fraction of none's
+MARKS = (0.25, 0.5, 1.0)
+
+
+def iqm(values: Sequence[float]) -> float:
+    values = np.asarray(values, float)
+    return float(trim_mean(values, 0.25)) if values.size else float("nan")
+
+
+def interval(values: Sequence[float], stat: Callable[[np.ndarray], float] = iqm, draws: int = 1000,
+             seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of ``stat`` over seeds."""
+    values = np.asarray(values, float)
+    rng = np.random.default_rng(seed)
+    boots = [stat(values[rng.integers(0, values.size, values.size)]) for _ in range(draws)]
+    return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def shown(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+    low, high = interval(values)
+    return f"{scale * iqm(values):.{digits}f} [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+
+
+class Measure:
+    """Hypervolume of (size, final accuracy) points against one reference (accuracy, dense size)."""
+
+    def __init__(self, dense: float, chance: float) -> None:
+        self.dense, self.chance = dense, chance
+
+    def __call__(self, sizes: Sequence[float], finals: Sequence[float], at_chance: bool = False) -> float:
+        if len(sizes) == 0:
+            return 0.0
+        return hypervolume(finals, sizes, (self.chance if at_chance else 0.0, self.dense))
+
+
+# --- same trials ----------------------------------------------------------------------------------------------
+
+
+def same_trials(frame: pd.DataFrame, hv: Measure, at_chance: bool, references: bool = True) -> pd.DataFrame:
+    """Per seed and arm: trial-epochs and hypervolume as fractions of none's (``hv_abs``: the hypervolume itself).
+
+    ``references``: add the floors and the oracle's levels, exact only where every arm trained none's trials.
+    """
+    rows = []
+    for seed, runs in frame.groupby("seed"):
+        none = runs[runs["arm"] == "none"]
+        spent, best = none["epochs"].sum(), _front_hv(none, hv, at_chance)
+        for arm, trials in runs.groupby("arm", sort=False):
+            value = _front_hv(trials, hv, at_chance)
+            rows.append({"seed": seed, "arm": arm, "epochs": trials["epochs"].sum() / spent, "hv": value / best,
+                         "hv_abs": value, "cpu_s": trials["cpu_s"].iloc[0]})
+        if not references:
+            continue
+        epochs = int(max(len(c) for c in none["curve"]))
+        for rung in (1, 2):
+            cost, value = _floor(none, rung, hv, at_chance)
+            rows.append({"seed": seed, "arm": f"floor{rung}", "epochs": cost / spent, "hv": value / best})
+        for grace in (0, 1):
+            for tolerance, cost in _oracle(none, grace, epochs, hv, at_chance, best).items():
+                rows.append({"seed": seed, "arm": f"oracle g={grace} {100 * tolerance:g}%", "epochs": cost / spent,
+                             "hv": tolerance})
+    return pd.DataFrame(rows)
+
+
+def _front_hv(trials: pd.DataFrame, hv: Measure, at_chance: bool) -> float:
+    done = trials[trials["state"] == "COMPLETE"]
+    return hv(done["size"].to_numpy(), done["final"].to_numpy(), at_chance)
+
+
+def _floor(none: pd.DataFrame, rung: int, hv: Measure, at_chance: bool) -> tuple[float, float]:
+    """Every trial trains ``rung`` epochs; the non-dominated set at that epoch trains fully."""
+    reached = none[none["curve"].map(len) >= rung]
+    keep = reached.index[pareto_mask(reached["curve"].map(lambda c: c[rung - 1]).to_numpy(), reached["size"].to_numpy())]
+    cost = none.loc[keep, "epochs"].sum() + none.drop(index=keep)["epochs"].clip(upper=rung).sum()
+    done = none.loc[keep][none.loc[keep, "state"] == "COMPLETE"]
+    return float(cost), hv(done["size"].to_numpy(), done["final"].to_numpy(), at_chance)
+
+
+def _oracle(none: pd.DataFrame, grace: int, epochs: int, hv: Measure, at_chance: bool,
+            best: float) -> dict[float, float]:
+    """Least trial-epochs at which training only some front points fully keeps each share of none's hypervolume."""
+    done = none[none["state"] == "COMPLETE"]
+    front = done[pareto_mask(done["final"].to_numpy(), done["size"].to_numpy())]
+    kept = list(front.index)
+    levels: list[tuple[float, float]] = []  # (hypervolume share, cost) as front points are given up
+    while True:
+        value = hv(none.loc[kept, "size"].to_numpy(), none.loc[kept, "final"].to_numpy(), at_chance)
+        cost = len(kept) * epochs + none.drop(index=kept)["epochs"].clip(upper=grace).sum()
+        levels.append((value / best if best else 1.0, float(cost)))
+        if not kept:
+            break
+        losses = [value - hv(none.loc[[k for k in kept if k != i], "size"].to_numpy(),
+                             none.loc[[k for k in kept if k != i], "final"].to_numpy(), at_chance) for i in kept]
+        kept.pop(int(np.argmin(losses)))
+    return {t: min(cost for share, cost in levels if share >= t - 1e-12) for t in TOLERANCES}
+
+
+# --- equal compute --------------------------------------------------------------------------------------------
+
+
+def equal_compute(frame: pd.DataFrame, hv: Measure, at_chance: bool, bank_hv: float, clock: str) -> pd.DataFrame:
+    """Per seed and arm: hypervolume at each compute fraction (`GRID`), and compute to reach none's final."""
+    spent_key, total_key = ("spent_epochs", "run_epochs") if clock == "epochs" else ("end_s", "run_s")
+    rows = []
+    for seed, runs in frame.groupby("seed"):
+        none = runs[runs["arm"] == "none"]
+        budget, target = float(none[total_key].iloc[0]), _front_hv(none, hv, at_chance)
+        for arm, trials in runs.groupby("arm"):
+            done = trials[trials["state"] == "COMPLETE"].sort_values(spent_key)
+            sizes, finals = done["size"].to_numpy(), done["final"].to_numpy()
+            spent = done[spent_key].to_numpy() / budget
+            curve = np.array([hv(sizes[spent <= f], finals[spent <= f], at_chance) for f in GRID])
+            reach = np.array([hv(sizes[: k + 1], finals[: k + 1], at_chance) for k in range(len(done))])
+            row = {"seed": seed, "arm": arm, "regret": bank_hv - curve, "hv": curve / target if target else curve}
+            for share in (1.0, 0.95):
+                hit = np.flatnonzero(reach >= share * target - 1e-12)
+                row[f"to_{share:g}"] = float(spent[hit[0]]) if hit.size else np.inf
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _at(values: pd.Series, fraction: float) -> np.ndarray:
+    index = int(np.argmin(np.abs(GRID - fraction)))
+    return np.array([v[index] for v in values])
+
+
+# --- sim-to-real ---------------------------------------------------------------------------------------------
+
+
+def real_outcomes(paths: Sequence[Path], hv: Measure) -> pd.DataFrame:
+    """Per seed and arm of real studies (`search_efficiency.py`'s outcomes.json): the measures of `same_trials`."""
+    import json
+
+    outcomes = [o for path in paths for o in json.loads(path.read_text(encoding="utf-8"))]
+    rows = []
+    for outcome in outcomes:
+        none = next(o for o in outcomes if o["arm"] == "none" and o["seed"] == outcome["seed"])
+        value = hv([p["size"] for p in outcome["front"]], outcome["full_accuracies"])
+        rows.append({"seed": outcome["seed"], "arm": outcome["arm"], "hv_abs": value,
+                     "epochs": outcome["trial_epochs"] / none["trial_epochs"],
+                     "hv": value / hv([p["size"] for p in none["front"]], none["full_accuracies"])})
+    return pd.DataFrame(rows)
+
+
+def sim_to_real(replayed: pd.DataFrame, real: pd.DataFrame, draws: int = 4000) -> list[str]:
+    """Is each real k-seed mean inside the 95 % interval of replayed k-seed means (k seeds drawn from the replays)?"""
+    lines = ["| arm | measure | real mean | replayed 95 % interval of the mean | inside |", "|---|---|---:|---:|---|"]
+    rng = np.random.default_rng(0)
+    for arm, rows in real.groupby("arm", sort=False):
+        pool = replayed[replayed["arm"] == arm]
+        if pool.empty:
+            continue
+        for measure, scale in (("epochs", 100.0), ("hv", 100.0), ("hv_abs", 1.0)):
+            values = pool[measure].to_numpy()
+            means = [values[rng.choice(values.size, len(rows), replace=False)].mean() for _ in range(draws)]
+            low, high, mean = np.percentile(means, 2.5), np.percentile(means, 97.5), rows[measure].mean()
+            name = {"epochs": "trial-epochs, % of none", "hv": "hypervolume, % of none", "hv_abs": "hypervolume"}
+            lines.append(f"| {arm} | {name[measure]} | {scale * mean:.3g} | [{scale * low:.3g}, {scale * high:.3g}] "
+                         f"| {'yes' if low <= mean <= high else '**no**'} |")
+    return lines
+
+
+# --- bank quality ----------------------------------------------------------------------------------------------
+
+
+def snapping(bank: pd.DataFrame, answers: BankAnswers, replays: pd.DataFrame) -> dict[str, float]:
+    """Snapping distances of the replays, the bank's leave-one-out error, and the seed-to-seed spread."""
+    runs = answers.runs
+    ok = runs["error"] == ""
+    errors = []
+    for row, values in enumerate(runs["values"]):
+        if not ok.iloc[row]:
+            continue
+        (near,), _ = answers.nearest(values, 1, exclude=row)
+        if ok.iloc[near]:
+            errors.append(abs(runs["val_acc"].iloc[near][-1] - runs["val_acc"].iloc[row][-1]))
+    finals = bank[bank["error"] == ""].assign(final=lambda b: b["val_acc"].map(lambda c: c[-1]))
+    seeded = finals.groupby("config").filter(lambda g: len(g) == 3)
+    base = seeded[seeded["seed"] == 0].set_index("config")["final"]
+    others = seeded[seeded["seed"] != 0]
+    spread = np.abs(others["final"].to_numpy() - base.loc[others["config"]].to_numpy())
+    stds = seeded.groupby("config")["final"].std(ddof=1)
+    snaps = replays["snap"].to_numpy()
+    return {"configs": len(runs), "snap_median": float(np.median(snaps)), "snap_p90": float(np.percentile(snaps, 90)),
+            "loo_mae": float(np.mean(errors)), "loo_median": float(np.median(errors)),
+            "seed_mad": float(np.mean(spread)), "seed_median": float(np.median(spread)), "seed_std": float(stds.mean()),
+            "seeded_configs": int(len(stds))}
+
+
+# --- the report -------------------------------------------------------------------------------------------------
+
+
+def load_replays(folder: Path, view: str) -> pd.DataFrame:
+    parts = sorted(folder.glob(f"{view}-*.parquet"))
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
+
+
+def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Path | None,
+           real: Sequence[Path] = ()) -> str:
+    from msup.search.study_config import load_study_config
+
+    config = load_study_config(study)
+    bank = bank_half(load_bank(bank_folder), half)
+    answers = BankAnswers(config.space, bank)
+    ok = answers.runs[answers.runs["error"] == ""]
+    finals = ok["val_acc"].map(lambda c: c[-1]).to_numpy()
+    hv = Measure(float(ok["dense_mib"].iloc[0]), 1.0 / _classes(config))
+    lines = [f"## Replays of {config.name} ({half} bank: {len(answers.runs)} configurations)", ""]
+    same, trials, compute = (load_replays(replays, view) for view in ("same", "trials", "compute"))
+    both = pd.concat([same, trials, compute], ignore_index=True)
+    if not both.empty:
+        quality = snapping(bank, answers, both)
+        lines += [
+            f"Snapping: median distance {quality['snap_median']:.3f}, 90th percentile {quality['snap_p90']:.3f} "
+            "(unit cube of the continuous parameters). Final accuracy predicted from the nearest other bank "
+            f"configuration: mean absolute error {100 * quality['loo_mae']:.2f} points (median "
+            f"{100 * quality['loo_median']:.2f}); two training seeds of one configuration differ by "
+            f"{100 * quality['seed_mad']:.2f} points on average (median {100 * quality['seed_median']:.2f}, "
+            f"{quality['seeded_configs']} configurations with 3 seeds): ratio "
+            f"{quality['loo_mae'] / quality['seed_mad']:.2f}.", ""]
+    for at_chance in (False, True):
+        reference = f"accuracy reference {'chance' if at_chance else '0'}"
+        bank_hv = hv(ok["size_entropy_mib" if config.size == "size_entropy_mib" else config.size].to_numpy(), finals,
+                     at_chance)
+        for view, frame in (("same", same), ("trials", trials)):
+            if frame.empty:
+                continue
+            table = same_trials(frame, hv, at_chance, references=view == "same")
+            sampler = "random" if view == "same" else config.sampler["name"]
+            lines += [f"### {'Same trials' if view == 'same' else 'Equal trial count'}, {reference} "
+                      f"({frame['seed'].nunique()} seeds, {sampler} sampler, {config.trials} trials)", "",
+                      "| arm | trial-epochs, % of none | hypervolume, % of none | CPU s per seed-arm |",
+                      "|---|---:|---:|---:|"]
+            for arm, rows in table.groupby("arm", sort=False):
+                cpu = f"{rows['cpu_s'].median():.1f}" if rows["cpu_s"].notna().any() else ""
+                lines.append(f"| {arm} | {shown(rows['epochs'])} | {shown(rows['hv'])} | {cpu} |")
+            lines.append("")
+            if view == "trials" and real and not at_chance:
+                lines += [f"Sim-to-real: real studies ({', '.join(str(p) for p in real)}) against {len(frame['seed'].unique())} "
+                          "replayed seeds of this view:", "", *sim_to_real(table, real_outcomes(real, hv)), ""]
+            if figures is not None and view == "same":
+                _same_figure(table, figures / f"replay-{config.name}-same{'-chance' if at_chance else ''}.png",
+                             config.name, reference)
+        if not compute.empty:
+            for clock in ("epochs", "seconds"):
+                table = equal_compute(compute, hv, at_chance, bank_hv, clock)
+                what = "trial-epochs" if clock == "epochs" else "simulated wall-clock"
+                lines += [f"### Equal compute ({what}), {reference} ({compute['seed'].nunique()} seeds, "
+                          f"{config.sampler['name']} sampler; budget: none's {config.trials} trials)", "",
+                          "| arm | HV at 25 %, % of none's final | at 50 % | at 100 % | compute to none's final "
+                          "(median; seeds never) | to 95 % of it | speed-up |",
+                          "|---|---:|---:|---:|---:|---:|---:|"]
+                for arm, rows in table.groupby("arm", sort=False):
+                    marks = [shown(_at(rows["hv"], f)) for f in MARKS]
+                    reach = [f"{np.median(rows[k]):.2f} ({np.isinf(rows[k]).sum()})" for k in ("to_1", "to_0.95")]
+                    speed = 1.0 / np.median(rows["to_1"])
+                    lines.append(f"| {arm} | {' | '.join(marks)} | {' | '.join(reach)} | {speed:.2f}x |")
+                lines.append("")
+                if figures is not None:
+                    _regret_figure(table, figures / f"replay-{config.name}-compute-{clock}"
+                                   f"{'-chance' if at_chance else ''}.png", config.name, what, reference)
+    return "\n".join(lines)
+
+
+def _classes(config: object) -> int:
+    from msup.config import TrainConfig
+
+    return TrainConfig.from_dict(config.train).model_spec().num_classes  # type: ignore[attr-defined]
+
+
+def _same_figure(table: pd.DataFrame, path: Path, name: str, reference: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 5))
+    for grace, style in ((0, "k--"), (1, "k-")):
+        rows = table[table["arm"].str.startswith(f"oracle g={grace} ")]
+        levels = rows.groupby("hv")["epochs"].apply(iqm).sort_index()
+        axes.plot(100 * levels.to_numpy(), 100 * levels.index.to_numpy(), style, marker=".",
+                  label=f"oracle (rest stopped after {grace} epochs)")
+    for arm, rows in table[~table["arm"].str.startswith("oracle")].groupby("arm"):
+        x, y = iqm(rows["epochs"]), iqm(rows["hv"])
+        (xl, xh), (yl, yh) = interval(rows["epochs"]), interval(rows["hv"])
+        axes.errorbar(100 * x, 100 * y, xerr=[[100 * (x - xl)], [100 * (xh - x)]],
+                      yerr=[[100 * (y - yl)], [100 * (yh - y)]], fmt="o", capsize=3, label=arm)
+    axes.set_xlabel("trial-epochs, % of no pruning")
+    axes.set_ylabel("hypervolume, % of no pruning")
+    axes.set_title(f"{name}: same trials ({reference}); IQM, 95% bootstrap")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _regret_figure(table: pd.DataFrame, path: Path, name: str, what: str, reference: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 5))
+    for arm, rows in table.groupby("arm", sort=False):
+        curves = np.stack(rows["regret"].to_numpy())
+        middle = np.array([iqm(curves[:, i]) for i in range(len(GRID))])
+        bands = np.array([interval(curves[:, i], draws=300) for i in range(len(GRID))])
+        style = "k--" if arm == "oracle" else ("k:" if arm.startswith("floor") else "-")
+        line, = axes.plot(GRID, middle, style, label=arm)
+        axes.fill_between(GRID, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.15)
+    axes.set_xscale("log")
+    axes.set_xlabel(f"compute, fraction of no pruning's ({what})")
+    axes.set_ylabel("hypervolume regret against the bank's front")
+    axes.set_title(f"{name}: equal compute ({reference}); IQM, 95% bootstrap")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path)
+    parser.add_argument("--replays", type=Path, help="default benchmarks/replays/<study name>")
+    parser.add_argument("--bank", type=Path, help="default benchmarks/banks/<study name>")
+    parser.add_argument("--half", default="all", choices=("all", "a", "b"))
+    parser.add_argument("--figures", type=Path, help="write PNG figures here")
+    parser.add_argument("--markdown", type=Path, help="also write the tables here")
+    parser.add_argument("--real", type=Path, nargs="*", default=[],
+                        help="outcomes.json of real studies (search_efficiency.py --keep) for the sim-to-real check")
+    args = parser.parse_args(argv)
+    text = report(args.study, args.replays or ROOT / "benchmarks" / "replays" / args.study.stem,
+                  args.bank or ROOT / "benchmarks" / "banks" / args.study.stem, args.half, args.figures, args.real)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The replay harness on the committed digits bank, and the bank recorder on a tiny study: no refactor breaks them."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from curve_bank import load_bank, sobol_values
+from replay import BankAnswers, replay_seed
+from replay_report import report
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "studies" / "digits.yaml"
+BANK = ROOT / "benchmarks" / "banks" / "digits"
+
+ARMS = ["none", "size_aware", "mo_asha_eps"]
+
+
+@pytest.fixture(scope="module")
+def bank() -> pd.DataFrame:
+    return load_bank(BANK)
+
+
+@pytest.fixture(scope="module")
+def same(bank) -> pd.DataFrame:
+    return replay_seed(("same", str(STUDY), 7, str(BANK), 1, ARMS, "all"))
+
+
+def test_every_arm_trains_the_same_bank_configurations_and_reports_their_curves(same, bank):
+    configs = {arm: rows.sort_values("trial")["config"].tolist() for arm, rows in same.groupby("arm")}
+    assert set(configs) == set(ARMS) and len(configs["none"]) == 40
+    assert configs["size_aware"] == configs["none"] == configs["mo_asha_eps"]  # paired: one random draw per seed
+    runs = bank[bank["seed"] == 0].set_index("config")
+    for row in same.itertuples():
+        run = runs.loc[row.config]
+        assert math.isclose(row.size, run["size_entropy_mib"])  # both objectives come from the bank configuration
+        assert list(row.curve) == pytest.approx(list(run["val_acc"][: row.epochs]))
+        if row.state == "COMPLETE":
+            assert row.epochs == 30 and math.isclose(row.final, run["val_acc"][-1])
+    none = same[same["arm"] == "none"]
+    assert set(none["state"]) <= {"COMPLETE", "FAIL"}
+    assert same[same["arm"] == "size_aware"]["epochs"].sum() < none["epochs"].sum()
+
+
+def test_equal_compute_gives_every_arm_nones_compute_and_the_oracle_only_trains_front_trials():
+    frame = replay_seed(("compute", str(STUDY), 7, str(BANK), 1, ["none", "oracle", "floor1"], "all"))
+    none = frame[frame["arm"] == "none"]
+    budget = none["run_epochs"].iloc[0]
+    assert len(none) == 40 and budget == none["epochs"].sum()
+    for arm in ("oracle", "floor1"):
+        rows = frame[frame["arm"] == arm]
+        assert len(rows) > 40 and budget <= rows["run_epochs"].iloc[0] <= budget + 2 * 30  # it kept sampling
+        assert rows["run_s"].iloc[0] >= none["run_s"].iloc[0] - 1.0
+    oracle = frame[frame["arm"] == "oracle"].sort_values("end_s")
+    front: list[tuple[float, float]] = []
+    for row in oracle.itertuples():
+        if row.state == "COMPLETE":  # it entered the front of the trials completed before it
+            assert not any(s <= row.size and a >= row.final for s, a in front)
+            front.append((row.size, row.final))
+        else:
+            assert row.epochs <= 1
+
+
+def test_snapping_answers_a_bank_configuration_with_itself(bank):
+    from msup.search.study_config import load_study_config
+
+    answers = BankAnswers(load_study_config(STUDY).space, bank)
+    values = answers.runs["values"].iloc[5]
+    carried, run = answers.answer(values)
+    assert carried == values and run["snap"] == 0.0 and run["config"] == answers.runs["config"].iloc[5]
+    (other,), (distance,) = answers.nearest(values, 1, exclude=5)
+    assert other != 5 and distance > 0
+
+
+def test_the_report_has_both_views_with_floor_and_oracle(same, tmp_path):
+    same.to_parquet(tmp_path / "same-7.parquet")
+    text = report(STUDY, tmp_path, BANK, "all", tmp_path / "figures")
+    for arm in ("| none |", "| size_aware |", "| floor1 |", "| floor2 |", "| oracle g=1 99% |", "| oracle g=0 100% |"):
+        assert arm in text
+    assert "Snapping: median distance" in text and (tmp_path / "figures" / "replay-digits-same.png").stat().st_size
+
+
+@pytest.mark.slow
+def test_the_bank_recorder_trains_sobol_draws_and_resumes_without_training_again(tmp_path):
+    study = yaml.safe_load(STUDY.read_text())
+    study.update(train={"optim": {"epochs": 2}, "runtime": {"device": "cpu"}},
+                 search_space=str(ROOT / "search_spaces" / "msup-default.yaml"))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(study))
+    command = [sys.executable, str(ROOT / "benchmarks" / "curve_bank.py"), str(path), "--configs", "3",
+               "--seeds-every", "2", "--workers", "1", "--piece", "2", "--out", str(tmp_path / "bank")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    bank = load_bank(tmp_path / "bank")
+    assert sorted(zip(bank["config"], bank["seed"])) == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0), (2, 1), (2, 2)]
+    assert all(len(c) == 2 for c in bank["val_acc"]) and (bank["size_artifact_bytes"] > 0).all()
+    assert bank.loc[bank["config"] == 0, "values"].map(str).nunique() == 1  # one configuration, three seeds
+    assert len(list((tmp_path / "bank").glob("part-*.parquet"))) == 4
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "0 runs to train (7 in the bank)" in again.stdout
+    from msup.search.study_config import load_study_config
+
+    drawn = sobol_values(load_study_config(path).space, 3)
+    assert [v for v in bank[bank["seed"] == 0]["values"]] == [json_round(v) for v in drawn]
+    assert np.isfinite(bank["test_acc"]).all()
+
+
+def json_round(values: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(values, sort_keys=True))
