@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from curve_bank import load_bank, sobol_values
-from replay import BankAnswers, replay_seed
+from replay import BankAnswers, features, replay_seed
 from replay_report import report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def bank() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def same(bank) -> pd.DataFrame:
-    return replay_seed(("same", str(STUDY), 7, str(BANK), 1, ARMS, "all"))
+    return replay_seed(("same", str(STUDY), 7, str(BANK), "nearest", ARMS, "all"))
 
 
 def test_every_arm_trains_the_same_bank_configurations_and_reports_their_curves(same, bank):
@@ -49,7 +49,7 @@ def test_every_arm_trains_the_same_bank_configurations_and_reports_their_curves(
 
 
 def test_equal_compute_gives_every_arm_nones_compute_and_the_oracle_only_trains_front_trials():
-    frame = replay_seed(("compute", str(STUDY), 7, str(BANK), 1, ["none", "oracle", "floor1"], "all"))
+    frame = replay_seed(("compute", str(STUDY), 7, str(BANK), "forest", ["none", "oracle", "floor1"], "all"))
     none = frame[frame["arm"] == "none"]
     budget = none["run_epochs"].iloc[0]
     assert len(none) == 40 and budget == none["epochs"].sum()
@@ -57,14 +57,12 @@ def test_equal_compute_gives_every_arm_nones_compute_and_the_oracle_only_trains_
         rows = frame[frame["arm"] == arm]
         assert len(rows) > 40 and budget <= rows["run_epochs"].iloc[0] <= budget + 2 * 30  # it kept sampling
         assert rows["run_s"].iloc[0] >= none["run_s"].iloc[0] - 1.0
-    oracle = frame[frame["arm"] == "oracle"].sort_values("end_s")
-    front: list[tuple[float, float]] = []
-    for row in oracle.itertuples():
-        if row.state == "COMPLETE":  # it entered the front of the trials completed before it
-            assert not any(s <= row.size and a >= row.final for s, a in front)
-            front.append((row.size, row.final))
-        else:
-            assert row.epochs <= 1
+    oracle = frame[frame["arm"] == "oracle"]
+    done = oracle[oracle["state"] == "COMPLETE"]
+    assert len(done) >= 3 and (oracle.loc[oracle["state"] != "COMPLETE", "epochs"] <= 1).all()
+    for row in done.itertuples():  # it would enter the front of the trials completed before it was judged
+        before = done[done["end_s"] <= row.start_s]
+        assert not ((before["size"] <= row.size) & (before["final"] >= row.final)).any()
 
 
 def test_snapping_answers_a_bank_configuration_with_itself(bank):
@@ -83,7 +81,7 @@ def test_the_report_has_both_views_with_floor_and_oracle(same, tmp_path):
     text = report(STUDY, tmp_path, BANK, "all", tmp_path / "figures")
     for arm in ("| none |", "| size_aware |", "| floor1 |", "| floor2 |", "| oracle g=1 99% |", "| oracle g=0 100% |"):
         assert arm in text
-    assert "Snapping: median distance" in text and (tmp_path / "figures" / "replay-digits-same.png").stat().st_size
+    assert "Answered by: nearest. Distance to the nearest bank configuration" in text and (tmp_path / "figures" / "replay-digits-same.png").stat().st_size
 
 
 @pytest.mark.slow
@@ -115,3 +113,16 @@ def json_round(values: dict) -> dict:
     import json
 
     return json.loads(json.dumps(values, sort_keys=True))
+
+
+def test_the_forest_keeps_the_sampled_values_and_predicts_bank_curves_closely(bank):
+    from msup.search.study_config import load_study_config
+
+    space = load_study_config(STUDY).space
+    answers = BankAnswers(space, bank[bank["config"] < 600], "forest")
+    drawn = sobol_values(space, 4, seed=99)  # configurations the bank does not hold
+    assert all(answers.answer(values)[0] == values for values in drawn)
+    assert len({len(features(space, values)) for values in drawn}) == 1
+    errors = [abs(answers.answer(values)[1]["curve"][-1] - curve[-1])
+              for values, curve in zip(answers.runs["values"][:50], answers.runs["val_acc"][:50])]
+    assert np.mean(errors) < 0.03  # fitted on these: close, though not equal (leaves of two)
