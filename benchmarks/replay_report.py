@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,17 +41,19 @@ MARKS = (0.25, 0.5, 1.0)
 
 
 def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean (scipy's `trim_mean` at 25 %)."""
     values = np.asarray(values, float)
     return float(trim_mean(values, 0.25)) if values.size else float("nan")
 
 
-def interval(values: Sequence[float], stat: Callable[[np.ndarray], float] = iqm, draws: int = 1000,
-             seed: int = 0) -> tuple[float, float]:
-    """95 % bootstrap interval of ``stat`` over seeds."""
+def interval(values: Sequence[float], draws: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of the interquartile mean over seeds (all resamples at once)."""
     values = np.asarray(values, float)
     rng = np.random.default_rng(seed)
-    boots = [stat(values[rng.integers(0, values.size, values.size)]) for _ in range(draws)]
-    return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    samples = np.sort(values[rng.integers(0, values.size, (draws, values.size))], axis=1)
+    cut = int(0.25 * values.size)  # as trim_mean cuts
+    means = samples[:, cut: values.size - cut].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def shown(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:

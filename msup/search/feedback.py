@@ -135,14 +135,20 @@ class RecentTrials(ViewSampler):
 
     def shown(self, trials: list[FrozenTrial], states: Container[TrialState] | None) -> list[FrozenTrial]:
         """A scan back from the newest trial (they come in the order of their numbers): O(max_history) per call,
-        which matters as TPE reads the trials twice per parameter it samples."""
+        which matters as TPE reads the trials twice per parameter it samples.
+
+        A request for every trial, whatever its state, gets every trial: its callers index the list by trial
+        number (NSGA-II's generation bookkeeping since Optuna 5.1). TPE asks by state, and gets the window.
+        """
+        if states is None:
+            return trials
         start, evidence = len(trials), 0
         while start > 0 and evidence < self.max_history:
             start -= 1
             evidence += trials[start].state in _EVIDENCE
         if start == 0:
             return trials
-        if states is not None and all(state.is_finished() for state in states):
+        if all(state.is_finished() for state in states):
             return trials[start:]
         return [t for t in trials[:start] if not t.state.is_finished()] + trials[start:]
 

@@ -91,7 +91,9 @@ def study_whose_best_trials_are_old() -> optuna.Study:
 def test_only_the_most_recent_finished_trials_and_the_running_ones_are_shown() -> None:
     study = study_whose_best_trials_are_old()
     sampler = RecentTrials(optuna.samplers.RandomSampler(seed=0), max_history=15)
-    assert [t.number for t in sampler.shown(study.trials, None)] == [*range(25, 40), 40]
+    asked = {TrialState.COMPLETE, TrialState.RUNNING}
+    assert [t.number for t in sampler.shown(study.get_trials(states=asked), asked)] == [*range(25, 40), 40]
+    assert [t.number for t in sampler.shown(study.trials, None)] == list(range(41))  # indexed by number: all
     complete = {TrialState.COMPLETE}
     assert [t.number for t in sampler.shown(study.get_trials(states=complete), complete)] == list(range(25, 40))
     assert len(study.trials) == 41  # the study itself is untouched
