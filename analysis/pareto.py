@@ -25,10 +25,15 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from analysis.table import SIZE_ENTROPY_MIB, TRIAL, VAL_ACC, TableError, complete_trials, dense_size
+from analysis.table import (
+    COMPLETE, END_TIME, EPOCHS, FAIL, PRUNED, SIZE_ENTROPY_MIB, START_TIME, STATE, TRIAL, VAL_ACC, TableError,
+    complete_trials, dense_size,
+)
 
 FRONT_COLUMN = "on_front"
 HYPERVOLUME = "hypervolume"
+TRIAL_EPOCHS, ELAPSED_S = "trial_epochs", "elapsed_s"  # compute spent, in `hypervolume_history`
+FINISHED_STATES = (COMPLETE, PRUNED, FAIL)
 
 
 def pareto_mask(accuracy: ArrayLike, size: ArrayLike) -> np.ndarray:
@@ -120,17 +125,33 @@ def hypervolume_history(
     reference: tuple[float, float] | None = None,
     log_size: bool = True,
 ) -> pd.DataFrame:
-    """Hypervolume after each COMPLETE trial, in trial-number order.
+    """The front's hypervolume after each finished trial, against the compute spent by then.
 
-    Columns ``trial`` and ``hypervolume``; ``reference`` defaults to
-    `default_reference`. Pass one reference to compare several studies.
+    One row per finished trial (COMPLETE, PRUNED or FAIL), in the order they ended
+    (``end_time``; trial number where it is unknown). Columns ``trial``,
+    ``trial_epochs`` (the epochs of every trial ended so far), ``elapsed_s``
+    (seconds from the study's first trial start to this end; NaN without
+    times) and ``hypervolume`` (of the COMPLETE trials among them).
+    ``reference`` defaults to `default_reference`; pass one to compare several studies.
     """
-    rows = complete_trials(trials, x, y)
+    complete_trials(trials, x, y)  # a clear error when there is nothing to measure
     if reference is None:
         reference = default_reference(trials, x)
+    rows = trials[trials[STATE].isin(FINISHED_STATES)]
+    timed = END_TIME in rows.columns and START_TIME in rows.columns and rows[END_TIME].notna().any()
+    rows = rows.sort_values([END_TIME, TRIAL] if timed else [TRIAL], kind="stable", na_position="last")
+    counted = ((rows[STATE] == COMPLETE) & rows[x].notna() & rows[y].notna()).to_numpy()
     acc, size_ = rows[y].to_numpy(float), rows[x].to_numpy(float)
-    values = [hypervolume(acc[: k + 1], size_[: k + 1], reference, log_size) for k in range(acc.size)]
-    return pd.DataFrame({TRIAL: rows[TRIAL].to_numpy(), HYPERVOLUME: values})
+    values, current = [], 0.0
+    for k in range(len(rows)):
+        if counted[k]:  # only a COMPLETE trial moves the front
+            current = hypervolume(acc[: k + 1][counted[: k + 1]], size_[: k + 1][counted[: k + 1]], reference, log_size)
+        values.append(current)
+    epochs = rows[EPOCHS].fillna(0).to_numpy(float) if EPOCHS in rows.columns else np.ones(len(rows))
+    elapsed = ((rows[END_TIME] - trials[START_TIME].min()).dt.total_seconds().to_numpy(float) if timed
+               else np.full(len(rows), np.nan))
+    return pd.DataFrame({TRIAL: rows[TRIAL].to_numpy(), TRIAL_EPOCHS: np.cumsum(epochs), ELAPSED_S: elapsed,
+                         HYPERVOLUME: values})
 
 
 def shared_reference(tables: Sequence[pd.DataFrame], x: str) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 from matplotlib.transforms import Bbox
 
-from analysis.pareto import HYPERVOLUME, mark_front
+from analysis.pareto import ELAPSED_S, HYPERVOLUME, TRIAL_EPOCHS, mark_front
 from analysis.table import (
     BEST_VAL_ACC, COATS, SIZE_ARTIFACT_BYTES, SIZE_ENTROPY_MIB, SIZE_PAPER_MIB, TEST_ACC, TRIAL,
     VAL_ACC, TableError, complete_trials, dense_size, format_size, parameter_columns, size_unit,
@@ -112,19 +112,34 @@ def compare_figure(studies: Mapping[str, pd.DataFrame], x: str = SIZE_ENTROPY_MI
 def hypervolume_figure(
     histories: Mapping[str, pd.DataFrame], reference: tuple[float, float], x: str, log_size: bool = True
 ) -> Figure:
-    """Hypervolume against trial number, one step line per study (all against ``reference``)."""
-    figure, axes = _new_figure()
+    """Hypervolume against compute, one step line per study (all against ``reference``): against
+    cumulative trial-epochs, and beside it against wall-clock where the histories have times.
+
+    A pruner's savings show here: the same front for fewer trial-epochs is a curve that rises sooner.
+    """
+    timed = any(history[ELAPSED_S].notna().any() for history in histories.values())
+    figure = Figure(figsize=(FIGSIZE_IN[0] * (1.6 if timed else 1.0), FIGSIZE_IN[1]), layout="constrained")
+    FigureCanvasAgg(figure)
+    panels = figure.subplots(1, 2 if timed else 1, sharey=True, squeeze=False)[0]
+    hours = timed and max(float(h[ELAPSED_S].max()) for h in histories.values() if h[ELAPSED_S].notna().any()) > 7200
+    clock_unit, clock_scale = ("hours", 3600.0) if hours else ("minutes", 60.0)
     for (name, history), colour in zip(histories.items(), cycle(_STUDY_COLOURS)):
-        axes.step(history[TRIAL], history[HYPERVOLUME], where="post", color=colour, marker=".",
-                  markersize=4, linewidth=1.2, label=name)
+        axes_and_x = [(panels[0], history[TRIAL_EPOCHS])] + ([(panels[1], history[ELAPSED_S] / clock_scale)] if timed else [])
+        for axes, spent in axes_and_x:
+            axes.step(spent, history[HYPERVOLUME], where="post", color=colour, marker=".", markersize=4,
+                      linewidth=1.2, label=name)
     size_axis = "decades of size" if log_size else f"size ({size_unit(x)})"
-    axes.set_xlabel("trial number")
-    axes.set_ylabel(f"hypervolume (accuracy x {size_axis})")
+    panels[0].set_xlabel("trial-epochs trained (all trials, cumulative)")
+    panels[0].set_ylabel(f"hypervolume (accuracy x {size_axis})")
+    if timed:
+        panels[1].set_xlabel(f"wall-clock since the first trial started ({clock_unit})")
     title = f"Hypervolume, reference: accuracy {100 * reference[0]:g} %, size {format_size(reference[1], x)}"
-    axes.set_title(f"{next(iter(histories))}: {title}" if len(histories) == 1 else title, fontsize=10)
-    axes.grid(True, color="0.92")
+    figure.suptitle(f"{next(iter(histories))}: {title}" if len(histories) == 1 else title, fontsize=10)
+    for axes in panels:
+        axes.grid(True, color="0.92")
+        axes.set_xlim(left=0)  # compute counts from nothing spent
     if len(histories) > 1:
-        axes.legend(loc="lower right", fontsize=8)
+        panels[-1].legend(loc="lower right", fontsize=8)
     return figure
 
 

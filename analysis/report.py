@@ -51,7 +51,7 @@ EXIT_INPUT = 2
 HELP = "Pareto front (accuracy against size), hypervolume and figures of studies"
 DESCRIPTION = (
     "Find the trials no other trial beats in both accuracy and model size, draw them over the rest "
-    "(log size, accuracy in %), plot hypervolume against trial number and write the front as CSV. "
+    "(log size, accuracy in %), plot hypervolume against compute (trial-epochs, wall-clock) and write the front as CSV. "
     "Only COMPLETE trials count."
 )
 

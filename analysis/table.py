@@ -23,7 +23,17 @@ parameters             every sampled parameter in its own column: ``coats``
 ``size_artifact_bytes``  bytes of the saved, entropy-coded model file
 ``dense_mib``          the same network stored dense in fp32, MiB
 ``compression``        compression ratio against dense fp32
-``wall_s``             wall-clock seconds the trial ran
+``wall_s``             wall-clock seconds a COMPLETE trial trained and was tested
+``train_s``            training seconds through its highest epoch (every
+                       trained trial; what ``budget: {trial_hours}`` counts)
+``start_time``         when the trial was sampled (the driver's local time,
+                       ISO 8601)
+``end_time``           when it ended; empty while it runs
+``stopped_by``         why it ended before its last epoch or was never
+                       trained (text): ``pruner <name>: <reason>``,
+                       ``budget: <limit> spent``, ``failure`` (see
+                       ``error``), ``size_budget`` (see ``rejected``);
+                       empty for a trial that trained every epoch
 ``error``              why a FAIL trial failed (text)
 ``rejected``           why a REJECTED configuration was not trained (text)
 =====================  ====================================================
@@ -45,7 +55,8 @@ if TYPE_CHECKING:
 # pandas is imported inside the functions: `msup` builds every command's
 # arguments from the constants here at start-up, which must stay fast.
 TRIAL, RAY_TRIAL_ID, STATE, COATS, SEED = "trial", "ray_trial_id", "state", "coats", "seed"
-EPOCHS, DENSE_MIB, COMPRESSION, WALL_S = "epochs", "dense_mib", "compression", "wall_s"
+EPOCHS, DENSE_MIB, COMPRESSION, WALL_S, TRAIN_S = "epochs", "dense_mib", "compression", "wall_s", "train_s"
+START_TIME, END_TIME, STOPPED_BY = "start_time", "end_time", "stopped_by"
 ERROR, REJECTED_REASON = "error", "rejected"
 VAL_ACC, BEST_VAL_ACC, TEST_ACC = "val_acc", "best_val_acc", "test_acc"
 SIZE_PAPER_MIB, SIZE_ENTROPY_MIB = "size_paper_mib", "size_entropy_mib"
@@ -57,14 +68,15 @@ COMPLETE, PRUNED, FAIL, RUNNING, REJECTED = "COMPLETE", "PRUNED", "FAIL", "RUNNI
 STATES = (COMPLETE, PRUNED, FAIL, RUNNING, REJECTED)
 
 REQUIRED_COLUMNS = (TRIAL, STATE, COATS, *ACCURACY_COLUMNS, *SIZE_COLUMNS, DENSE_MIB)
-NUMERIC_COLUMNS = (*REQUIRED_COLUMNS[2:], TRIAL, SEED, EPOCHS, COMPRESSION, WALL_S)
+NUMERIC_COLUMNS = (*REQUIRED_COLUMNS[2:], TRIAL, SEED, EPOCHS, COMPRESSION, WALL_S, TRAIN_S)
+TIME_COLUMNS = (START_TIME, END_TIME)
 # Identifiers and free text: read verbatim, whatever their characters (a Ray id such as
 # "00123456" or "12345e67" is not a number). An empty cell is the only missing value.
-TEXT_COLUMNS = (RAY_TRIAL_ID, ERROR, REJECTED_REASON)
+TEXT_COLUMNS = (RAY_TRIAL_ID, STOPPED_BY, ERROR, REJECTED_REASON)
 # Columns that are outcomes or bookkeeping, not part of a trial's configuration.
 NON_PARAMETER_COLUMNS = frozenset(
     (TRIAL, RAY_TRIAL_ID, STATE, SEED, EPOCHS, *ACCURACY_COLUMNS, *SIZE_COLUMNS,
-     DENSE_MIB, COMPRESSION, WALL_S, ERROR, REJECTED_REASON)
+     DENSE_MIB, COMPRESSION, WALL_S, TRAIN_S, *TIME_COLUMNS, STOPPED_BY, ERROR, REJECTED_REASON)
 )
 BYTES_PER_MIB = 1024**2
 
@@ -105,6 +117,9 @@ def validate_trials(frame: pd.DataFrame, source: str = "table") -> pd.DataFrame:
     for name in NUMERIC_COLUMNS:
         if name in trials.columns:
             trials[name] = _as_numbers(trials[name], name, source)
+    for name in TIME_COLUMNS:
+        if name in trials.columns:
+            trials[name] = _as_times(trials[name], name, source)
     states = trials[STATE].astype("string").str.strip()
     bad = ~states.isin(STATES).fillna(False).astype(bool)
     if bad.any():
@@ -181,6 +196,16 @@ def _as_numbers(column: pd.Series, name: str, source: str) -> pd.Series:
     if bad.any():
         _fail(source, column.to_frame(), bad, name, "is not a number")
     return numbers
+
+
+def _as_times(column: pd.Series, name: str, source: str) -> pd.Series:
+    import pandas as pd
+
+    times = pd.to_datetime(column, errors="coerce", format="ISO8601")
+    bad = times.isna() & column.notna() & (column.astype("string").str.strip() != "")
+    if bad.any():
+        _fail(source, column.to_frame(), bad, name, "is not an ISO 8601 time")
+    return times
 
 
 def _check(source: str, trials: pd.DataFrame, name: str, bad: pd.Series, problem: str) -> None:

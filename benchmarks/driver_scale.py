@@ -44,7 +44,7 @@ from optuna.samplers import BaseSampler
 
 from msup.search.ledger import release_ledgers
 from msup.search.storage import load_or_create, open_storage
-from msup.search.study_config import build_sampler, load_study_config
+from msup.search.study_config import StudyConfig, build_sampler, load_study_config
 
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "digits.yaml"
 WINDOWS = (0, 100, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000)
@@ -128,6 +128,11 @@ class Window:
                 "reports": len(self.report_ms)}
 
 
+
+def study_of(trials: int, name: str) -> StudyConfig:
+    """The digits study with ``trials`` trials and no compute budget: the trial count is what is measured."""
+    return dataclass_replace(load_study_config(STUDY, name=name, trials=trials), budget=None)
+
 def curve(rng: random.Random, epochs: int) -> list[float]:
     top, speed = rng.uniform(0.2, 0.98), rng.uniform(0.5, 4.0)
     return [max(0.0, min(1.0, top * (1 - math.exp(-e / speed)) + rng.gauss(0, 0.01))) for e in range(1, epochs + 1)]
@@ -135,7 +140,7 @@ def curve(rng: random.Random, epochs: int) -> list[float]:
 
 def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, seed: int,
         max_history: int | None = None) -> list[dict[str, Any]]:
-    config = load_study_config(STUDY, name=f"scale-{sampler_name}-{seed}-{int(time.time())}", trials=trials)
+    config = study_of(trials, f"scale-{sampler_name}-{seed}-{int(time.time())}")
     with tempfile.TemporaryDirectory() as folder:
         url = storage_url or f"sqlite:///{Path(folder) / 'optuna.db'}"
         spec = config.sampler if sampler_name == config.sampler["name"] else {"name": sampler_name}
@@ -208,7 +213,7 @@ def ray_run(trials: int, epochs: int, epoch_s: float, concurrency: int, sampler_
 
     from msup.search.runner import start_tuner
 
-    config = load_study_config(STUDY, name=f"ray-scale-{int(time.time())}", trials=trials)
+    config = study_of(trials, f"ray-scale-{int(time.time())}")
     train = {**config.train, "optim": {**config.train.get("optim", {}), "epochs": epochs}}
     config = dataclass_replace(config, train=train, max_concurrent=concurrency, sampler={"name": sampler_name, "seed": 0})
     ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -337,7 +337,7 @@ def replay_seed(task: tuple[str, str, int, str, str, list[str], str]) -> pd.Data
     from msup.search.study_config import load_study_config
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    config = load_study_config(study_path)
+    config = replayed_study(load_study_config(study_path))
     key = (study_path, bank_path, mode, half)
     if key not in _ANSWERS:
         _ANSWERS[key] = BankAnswers(config.space, bank_half(load_bank(bank_path), half), mode)
@@ -353,6 +353,17 @@ def replay_seed(task: tuple[str, str, int, str, str, list[str], str]) -> pd.Data
             frames.append(pd.DataFrame(rows).assign(view=view, arm=arm, seed=seed, answer=mode, run_epochs=totals["epochs"],
                                                     run_s=totals["seconds"], cpu_s=totals["cpu_s"]))
     return pd.concat(frames, ignore_index=True)
+
+
+def replayed_study(config: Any) -> Any:
+    """The study as the replay runs it: none's trial count fixed (a study file's trial-epoch budget in whole
+    trials), and no compute budget of its own, since each view sets its own limits."""
+    trials = config.trials
+    if trials is None:
+        if config.budget is None or config.budget.trial_epochs is None:
+            raise SystemExit(f"{config.name}: a replay needs trials or a trial_epochs budget in the study file")
+        trials = config.budget.trial_epochs // int(config.train["optim"]["epochs"])
+    return dataclasses.replace(config, trials=trials, budget=None)
 
 
 def bank_half(bank: pd.DataFrame, half: str) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from curve_bank import load_bank
-from replay import ROOT, BankAnswers, bank_half, features, fit_forest
+from replay import ROOT, BankAnswers, bank_half, features, fit_forest, replayed_study
 from scipy.stats import trim_mean
 
 from analysis.pareto import hypervolume, pareto_mask
@@ -256,7 +256,7 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
            real: Sequence[Path] = ()) -> str:
     from msup.search.study_config import load_study_config
 
-    config = load_study_config(study)
+    config = replayed_study(load_study_config(study))
     bank = bank_half(load_bank(bank_folder), half)
     answers = BankAnswers(config.space, bank)
     ok = answers.runs[answers.runs["error"] == ""]

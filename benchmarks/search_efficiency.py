@@ -61,7 +61,7 @@ from ray.tune import Callback
 from analysis.pareto import hypervolume
 from msup.search.pruning import PrunerSpec, parse_pruner
 from msup.search.ledger import curve_of
-from msup.search.searcher import VALUES_ATTR
+from msup.search.ledger import VALUES_ATTR
 from msup.search.sizing import SizeCache
 from msup.search.storage import default_storage_url, open_storage
 from msup.search.study_config import StudyConfig, build_sampler, load_study_config
@@ -122,7 +122,7 @@ def arm_config(
         raise SystemExit(f"{arm}: {errors}")
     train_dict = {**base.train, "optim": {**base.train.get("optim", {}), "epochs": epochs}}
     return dataclasses.replace(
-        base, name=f"bench-{arm}-s{seed}", trials=trials, train=train_dict,
+        base, name=f"bench-{arm}-s{seed}", trials=trials, budget=None, train=train_dict,
         sampler={**base.sampler, "seed": seed, "learn_from_pruned": "_fb" in arm,
                  **({"max_history": RECENT_HISTORY} if arm.endswith("_recent") else {})}, pruner=pruner,
     )

@@ -3,6 +3,7 @@
     from msup import Study
     study = Study.load("digits")            # a name under the runs folder, a folder, or s3://... URI
     study.trials                            # every trial, read live from the Optuna storage
+    study.budget                            # each limit (trials, trial-epochs, hours) spent and left
     study.front()                           # the COMPLETE trials no other beats in accuracy and size
     study.plot()                            # the Pareto figure (matplotlib; inline in Jupyter)
     best = study.best(max_size_mib=0.01)    # the most accurate trial within a size
@@ -25,6 +26,7 @@ from msup.errors import InputError
 from msup.search.layout import ARTIFACTS_DIR, artifact_name
 
 if TYPE_CHECKING:
+    import optuna
     import pandas as pd
     from matplotlib.figure import Figure
     from torch import nn
@@ -55,13 +57,16 @@ class Study:
     @property
     def trials(self) -> pd.DataFrame:
         """Every trial, one row each, in trial order: the columns of `trials.csv`."""
-        import optuna
-
         from msup.search.results import trials_table
-        from msup.search.storage import open_storage
 
-        study = optuna.load_study(study_name=self.name, storage=open_storage(self._storage_url))
-        return trials_table(study, self.config.accuracy)
+        return trials_table(self._optuna_study(), self.config.accuracy)
+
+    @property
+    def budget(self) -> dict[str, dict[str, float]]:
+        """Each limit of the study (trials, trial_epochs, trial_hours, hours) with what is spent and left."""
+        from msup.search.study import budget_progress
+
+        return budget_progress(self._optuna_study(), self.config)
 
     def front(self, x: str = SIZE_ENTROPY_MIB, y: str = VAL_ACC) -> pd.DataFrame:
         """The Pareto front of the COMPLETE trials (accuracy ``y`` up, size ``x`` down), smallest first."""
@@ -102,7 +107,16 @@ class Study:
         table = self.trials
         counts = table["state"].value_counts().to_dict() if not table.empty else {}
         shown = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
-        return f"Study({self.name!r}, {self.folder.shown}: {shown or 'no trials'} of {self.config.trials})"
+        from msup.search.budget import describe
+
+        return f"Study({self.name!r}, {self.folder.shown}: {shown or 'no trials'}; budget spent: {describe(self.budget)})"
+
+    def _optuna_study(self) -> optuna.Study:
+        import optuna
+
+        from msup.search.storage import open_storage
+
+        return optuna.load_study(study_name=self.name, storage=open_storage(self._storage_url))
 
     def _validated(self) -> pd.DataFrame:
         table = self.trials

@@ -29,6 +29,7 @@ from sessions import kill_group
 
 from analysis.files import Folder
 from analysis.table import load_trials as read_table
+from msup.search.ledger import curve_of
 
 MSUP = str(Path(sys.executable).parent / "msup")
 SPACE = {
@@ -46,12 +47,15 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def write_study(folder: Path, name: str, *, trials: int = 4, epochs: int = 2, space: dict | None = None, **extra: Any) -> Path:
+def write_study(
+    folder: Path, name: str, *, trials: int | None = 4, epochs: int = 2, space: dict | None = None, **extra: Any,
+) -> Path:
+    """A tiny study file; ``trials=None`` leaves the key out (a study a compute ``budget`` ends)."""
     data = {
         "name": name,
         "train": {"optim": {"epochs": epochs, "batch_size": 128}, "runtime": {"device": "cpu"}},
         "search_space": space or SPACE,
-        "trials": trials,
+        **({"trials": trials} if trials is not None else {}),
         "max_concurrent": 2,
         "sampler": {"name": "tpe", "seed": 1},
         "resources": {"cpu": 1},
@@ -191,6 +195,11 @@ def assert_consistent(folder: Path | Folder, name: str, budget: int, storage: st
         else:
             assert trial.values is None
     return accounting
+
+
+def spent_trial_epochs(storage: str, name: str) -> int:
+    """Trial-epochs a study spent, counted from its storage: every trial's highest reported epoch."""
+    return sum(max(curve_of(t.user_attrs), default=0) for t in load_trials(storage, name))
 
 
 def _text(value: Any) -> str:

@@ -19,13 +19,15 @@ _CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
 
 
 def render(info: Mapping[str, Any]) -> str:
-    """One frame: progress against the budget, counts, time, running trials and the top of the front."""
-    done, budget = info["done"], info["budget"]
-    filled = min(BAR_WIDTH, round(BAR_WIDTH * done / budget)) if budget else 0
+    """One frame: progress against the budget (each limit), counts, time, running trials and the top of the front."""
+    from msup.search.budget import describe, fraction_used
+
+    used = fraction_used(info["budget"])  # the limit nearest its end sets the bar and the ETA
+    filled = min(BAR_WIDTH, round(BAR_WIDTH * used))
     eta = f"   ETA {_duration(info['eta_s'])}" if info.get("eta_s") is not None and info["driver_running"] else ""
     lines = [
         f"study {info['study']} ({info['folder']}); driver {driver_text(info)}",
-        f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {done}/{budget} trials {100 * done / budget:3.0f}%"
+        f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {describe(info['budget'])} {100 * used:3.0f}%"
         f"   elapsed {_duration(info['elapsed_s'])}{eta}",
         " · ".join(f"{state} {count}" for state, count in info["counts"].items()),
     ]

@@ -9,6 +9,9 @@ from pathlib import Path
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[2] / "studies" / "digits.yaml"
 RUNS_HELP = "folder of study folders, a path or s3://bucket/prefix (default: $MSUP_RUNS or ./runs)"
+BUDGET_HELP = ("a compute budget, beside the trial count (whichever is reached first ends sampling): "
+               "trial_epochs=N, trial_hours=H (hours of the resources trials hold) or hours=H (the study's "
+               "wall-clock); repeat for several (default: the file's budget)")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     launch.add_argument("--address", help="Ray cluster address ('auto', ray://host:10001); default: a local instance")
     launch.add_argument("--storage", help="Optuna storage URL (postgresql://..., sqlite:///...) or journal file path")
     launch.add_argument("--num-samples", type=int, help="number of trials (default: the file's trials)")
+    launch.add_argument("--budget", action="append", metavar="KIND=VALUE", help=BUDGET_HELP)
     launch.add_argument("--runs-dir", help="folder of study folders, a path or s3://bucket/prefix (default: the "
                         "file's runs_dir, else $MSUP_RUNS, else ./runs); object storage needs a database --storage")
     launch.add_argument("--dry-run", action="store_true", help="validate and show the study, run nothing")
@@ -44,20 +48,24 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="continue a crashed or interrupted study, or extend it",
         description=(
             "Continue a study after a crash, Ctrl-C or reboot: finished trials are kept, unfinished ones "
-            "continue from their last checkpoint. --num-samples K extends the study to K trials in total. "
+            "continue from their last checkpoint. --num-samples K extends the study to K trials in total, "
+            "--budget KIND=VALUE its compute budget (what is spent is kept in the study's storage). "
             "A study in object storage resumes from any machine that reaches its bucket and database."
         ),
     )
     resume.add_argument("study", help="study name (under the runs folder), study folder, or its s3:// URI")
     resume.add_argument("--num-samples", type=int, help="total number of trials wanted")
+    resume.add_argument("--budget", action="append", metavar="KIND=VALUE",
+                        help="raise the study's compute budget to VALUE in total: trial_epochs, trial_hours or hours")
     resume.add_argument("--address", help="Ray cluster address (default: the study's, else a local instance)")
     resume.add_argument("--runs-dir", help=RUNS_HELP)
     resume.set_defaults(run=_resume)
 
     status = actions.add_parser(
-        "status", help="trial counts, current Pareto front and driver state",
-        description="Counts by state, the current Pareto front, elapsed time and whether a driver is running; "
-                    "--watch keeps it on screen, with the running trials and an ETA.",
+        "status", help="trial counts, budget, current Pareto front and driver state",
+        description="Counts by state, the budget spent and left (trials, trial-epochs, hours), the current Pareto "
+                    "front, elapsed time and whether a driver is running; --watch keeps it on screen, with the "
+                    "running trials and an ETA.",
     )
     status.add_argument("study", help="study name (under the runs folder), study folder, or its s3:// URI")
     status.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -71,7 +79,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser(
         "list", help="every study under the runs folder",
-        description="One line per study under the runs folder: trial counts against the budget, whether a "
+        description="One line per study under the runs folder: trial counts, the budget spent, whether a "
                     "driver runs it now, and when a trial last started or finished.",
     )
     listing.add_argument("--format", choices=("table", "json"), default="table")
@@ -87,6 +95,7 @@ def _quiet_optuna() -> None:
 
 def _launch(args: argparse.Namespace) -> int:
     from msup.errors import InputError
+    from msup.search.budget import UNITS, parse_budget_option
     from msup.search.study import launch
     from msup.search.study_config import load_study_config
 
@@ -94,9 +103,12 @@ def _launch(args: argparse.Namespace) -> int:
     path = args.study_file or DEFAULT_STUDY
     if args.num_samples is not None and args.num_samples < 1:
         raise InputError(f"--num-samples {args.num_samples} must be at least 1")
-    config = load_study_config(path, name=args.name, trials=args.num_samples, storage=args.storage)
+    budget = parse_budget_option(args.budget).to_dict() if args.budget else None
+    config = load_study_config(path, name=args.name, trials=args.num_samples, storage=args.storage, budget=budget)
     if args.dry_run:
-        print(f"study {config.name!r} is valid: {config.trials} trials, {config.max_concurrent} at once, "
+        limits = [f"{config.trials} trials"] if config.trials is not None else []
+        limits += [f"{limit:g} {UNITS[kind]}" for kind, limit in (config.budget.limits() if config.budget else {}).items()]
+        print(f"study {config.name!r} is valid: budget {' or '.join(limits)}, {config.max_concurrent} at once, "
               f"objectives {config.accuracy} (max) and {config.size} (min), sampler {config.sampler['name']}, "
               f"pruner {config.pruner.name}, parameters: {', '.join(p.name for p in config.space.params)}")
         return 0
@@ -109,10 +121,13 @@ def _resume(args: argparse.Namespace) -> int:
     from msup.errors import InputError
     from msup.search.study import find_study_dir, resume
 
+    from msup.search.budget import parse_budget_option
+
     if args.num_samples is not None and args.num_samples < 1:
         raise InputError(f"--num-samples {args.num_samples} must be at least 1")
+    budget = parse_budget_option(args.budget) if args.budget else None
     _quiet_optuna()
-    outcome = resume(find_study_dir(args.study, args.runs_dir), args.num_samples, args.address)
+    outcome = resume(find_study_dir(args.study, args.runs_dir), args.num_samples, args.address, budget)
     _print_outcome(outcome)
     return 0
 
@@ -136,10 +151,11 @@ def _status(args: argparse.Namespace) -> int:
     elif args.format == "json":
         print(json.dumps(info, indent=2))
     else:
-        counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items())
         from msup.cli.live import driver_text
+        from msup.search.budget import describe
 
-        print(f"study {info['study']} ({info['folder']}): {counts} of a budget of {info['budget']}; "
+        counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items())
+        print(f"study {info['study']} ({info['folder']}): {counts}; budget spent: {describe(info['budget'])}; "
               f"{info['elapsed_s']:.0f} s; driver {driver_text(info)}")
         for point in info["front"]:
             print("  front: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in point.items()))
@@ -147,6 +163,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from msup.search.budget import describe
     from msup.search.study import list_studies, runs_dir
 
     _quiet_optuna()
@@ -162,7 +179,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{row['study']}: unreadable ({row['error']}); {driver}")
             continue
         counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
-        print(f"{row['study']}: {counts or 'no trials'} of {row['budget']}; {driver}; "
+        print(f"{row['study']}: {counts or 'no trials'}; budget spent: {describe(row['budget'])}; {driver}; "
               f"last activity {row['last_activity'] or 'never'}")
     return 0
 

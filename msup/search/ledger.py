@@ -11,13 +11,17 @@ restarted driver rebuilds the same ledger and makes the same decisions.
 Completed trials are also indexed by epoch and size (`EpochIndex`), which is
 what the size-aware pruner asks at every epoch report; every trial's (size,
 accuracy) at every epoch it reached is kept in ``reached``, for the rungs of
-the multi-objective ASHA pruner.
+the multi-objective ASHA pruner. The compute spent (trial-epochs, training
+seconds, the drivers' wall-clock) is kept as running totals for the study's
+budget (`msup.search.budget`).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,10 +37,15 @@ from msup.search.storage import set_user_attrs
 # Not Optuna intermediate values: multi-objective TPE crashes on a PRUNED trial that has them.
 CURVE_PREFIX = "curve."
 LEGACY_CURVE_ATTR = "curve"  # studies written before per-epoch keys: one dict attribute, {"1": 0.41, ...}
-PRUNED_ATTR = "pruned_at_epoch"  # the epoch a pruner stopped the trial at
+PRUNED_ATTR = "pruned_at_epoch"  # the epoch a pruner (or a time budget) stopped the trial at
+STOPPED_BY_ATTR = "stopped_by"  # who stopped it early and why: "pruner size_aware: ...", "budget: ..."
+TRAIN_S_ATTR = "train_s"  # a main trial's training seconds through its highest reported epoch
+CLOCK_ATTR = "driver_s"  # study attribute: seconds its drivers ran, over all resumes
+CLOCK_SAVE_EVERY_S = 10.0  # a driver that dies loses at most this much of the study's clock
 REJECTED_ATTR = "rejected"  # why a sampled configuration was never trained (outside the size budget);
 # its outcome is REJECTED, and in the storage it is PRUNED with its size constraint violated
 SIZE_ATTRS = ("size_entropy_mib", "size_paper_mib", "dense_mib")
+VALUES_ATTR = "values"  # a main trial's sampled parameters, derived sparsities included
 
 
 def curve_of(attrs: Mapping[str, Any]) -> dict[int, float]:
@@ -60,6 +69,8 @@ class TrialRecord:
     curve: dict[int, float] = field(default_factory=dict)
     size: float | None = None  # the size objective the pruner ranks by
     trained: bool = False  # reported its final epoch: a peer of the size-aware pruner
+    train_s: float = 0.0  # training seconds through its highest reported epoch
+    epochs: int | None = None  # epochs it is to train, where known (the budget reserves the rest)
 
 
 class EpochIndex:
@@ -113,8 +124,22 @@ class StudyLedger:
         self.by_epoch: dict[int, EpochIndex] = {}
         self.reached: dict[int, dict[int, tuple[float, float]]] = {}  # epoch -> trial number -> (size, accuracy)
         self.trained = 0
+        self.spent_epochs = 0  # the sum of every trial's highest reported epoch
+        self.spent_train_s = 0.0  # the sum of every trial's training seconds through that epoch
         for trial in study.get_trials(deepcopy=False):  # the one read of the whole study
             self._add(trial)
+        self._clock_base = float(study.user_attrs.get(CLOCK_ATTR, 0.0))
+        self._clock_start = self._clock_saved = time.monotonic()
+
+    def clock_s(self) -> float:
+        """Seconds the study's drivers ran: the earlier ones' (stored) and this one's so far."""
+        return self._clock_base + time.monotonic() - self._clock_start
+
+    def save_clock(self, every_s: float = 0.0) -> None:
+        """Store the study's clock, if ``every_s`` passed since it was last stored."""
+        if time.monotonic() - self._clock_saved >= every_s:
+            self.study.set_user_attr(CLOCK_ATTR, self.clock_s())
+            self._clock_saved = time.monotonic()
 
     def get(self, number: int) -> TrialRecord:
         """The record of trial ``number``; one asked outside this driver is read from the storage once."""
@@ -153,9 +178,21 @@ class StudyLedger:
             record.attrs.setdefault(key, value)
         record.size = self._size_from(record.attrs)
 
-    def record_epoch(self, record: TrialRecord, epoch: int, accuracy: float, final: bool) -> None:
-        """One epoch's accuracy: its own attribute (``curve.<epoch>``, one small write), then the indexes."""
-        self.study._storage.set_trial_user_attr(record.trial_id, f"{CURVE_PREFIX}{epoch}", accuracy)
+    def record_epoch(self, record: TrialRecord, epoch: int, accuracy: float, final: bool, epoch_s: float = 0.0) -> None:
+        """One epoch's accuracy (``curve.<epoch>``) and, for an epoch beyond the highest the trial reported, its
+        training seconds (``train_s``): one write, then the indexes and the compute spent.
+
+        An epoch reported again (redone after a crash) is not charged twice.
+        """
+        reached = max(record.curve, default=0)
+        attrs: dict[str, Any] = {f"{CURVE_PREFIX}{epoch}": accuracy}
+        if epoch > reached:
+            attrs[TRAIN_S_ATTR] = record.train_s + max(0.0, epoch_s)
+        set_user_attrs(self.study._storage, record.trial_id, attrs)
+        if epoch > reached:
+            self.spent_epochs += epoch - reached
+            self.spent_train_s += attrs[TRAIN_S_ATTR] - record.train_s
+            record.train_s = attrs[TRAIN_S_ATTR]
         record.curve[epoch] = accuracy
         self._reach(record, epoch, accuracy)
         if final and not record.trained:
@@ -164,8 +201,10 @@ class StudyLedger:
     def _add(self, trial: FrozenTrial) -> TrialRecord:
         attrs = {k: v for k, v in trial.user_attrs.items() if not k.startswith(CURVE_PREFIX) and k != LEGACY_CURVE_ATTR}
         record = TrialRecord(trial.number, trial._trial_id, trial.state, attrs, curve_of(trial.user_attrs),
-                             self._size_from(attrs))
+                             self._size_from(attrs), train_s=float(attrs.get(TRAIN_S_ATTR, 0.0)))
         self.trials[trial.number] = record
+        self.spent_epochs += max(record.curve, default=0)
+        self.spent_train_s += record.train_s
         if not trial.state.is_finished():
             self.unfinished.add(trial.number)
         for epoch, accuracy in record.curve.items():
@@ -210,5 +249,10 @@ def driver_ledger(storage_url: str, study: optuna.Study, size_key: str) -> Study
 
 
 def release_ledgers() -> None:
-    """Forget every ledger (a driver ends): the next one is rebuilt from the storage."""
-    _DRIVER_LEDGERS.clear()
+    """Store every ledger's clock and forget them (a driver ends): the next one is rebuilt from the storage."""
+    try:
+        for ledger in _DRIVER_LEDGERS.values():
+            with contextlib.suppress(Exception):  # a driver ending on a storage failure reports that, not this
+                ledger.save_clock()
+    finally:
+        _DRIVER_LEDGERS.clear()

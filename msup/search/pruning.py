@@ -8,8 +8,9 @@ Optuna as COMPLETE. msup closes the gap:
   a single-objective *shadow* study kept beside the main study in the same
   storage, and asks the configured Optuna pruner about that curve.
 - A stop decision is written to the storage first (``pruned_at_epoch`` on the
-  main trial), so it survives a driver crash; the searcher then tells the main
-  study PRUNED, never COMPLETE.
+  main trial, with ``stopped_by``: the pruner and its reason), so it survives a
+  driver crash; the searcher then tells the main study PRUNED, never COMPLETE.
+  A spent time budget (`msup.search.budget`) stops running trials the same way.
 - `SizeAwarePruner` judges a trial by what it would add to the Pareto front
   of the completed trials at the same epoch, so a small trial with lower
   accuracy is not stopped for being less accurate than larger ones.
@@ -38,7 +39,10 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from msup import failpoints
-from msup.search.ledger import PRUNED_ATTR, EpochIndex, StudyLedger, TrialRecord, driver_ledger
+from msup.search.budget import BudgetAccount, ComputeBudget
+from msup.search.ledger import (
+    CLOCK_SAVE_EVERY_S, PRUNED_ATTR, STOPPED_BY_ATTR, EpochIndex, StudyLedger, TrialRecord, driver_ledger,
+)
 from msup.search.rungs import TIE_BREAKS, keeps_going, rung_epochs
 
 SIZE_ATTR = "size"  # user attribute of a shadow trial: its size objective
@@ -49,8 +53,10 @@ class LedgerPruner(abc.ABC):
     """A pruner that decides from the driver's in-memory ledger, never reading the study back."""
 
     @abc.abstractmethod
-    def decide_from(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int) -> bool:
-        """True to stop ``record``'s trial after ``epoch`` (of ``epochs``), its accuracy then ``accuracy``."""
+    def decide_from(
+        self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int,
+    ) -> str | None:
+        """Why ``record``'s trial stops after ``epoch`` (of ``epochs``), its accuracy then ``accuracy``; None: it goes on."""
 
 
 class SizeAwarePruner(BasePruner, LedgerPruner):
@@ -100,18 +106,29 @@ class SizeAwarePruner(BasePruner, LedgerPruner):
         return self.decide(step, trial.user_attrs.get(SIZE_ATTR, math.inf), trial.intermediate_values[step],
                            len(completed), peers)
 
-    def decide_from(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int) -> bool:
+    def decide_from(
+        self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int,
+    ) -> str | None:
         assert record.size is not None
-        return self.decide(epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch) or EpochIndex())
+        return self.reason(epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch) or EpochIndex())
 
     def decide(self, step: int, size: float, accuracy: float, completed: int, peers: EpochIndex) -> bool:
         """The rule, given the number of completed trials and their (size, accuracy) at ``step``."""
+        return self.reason(step, size, accuracy, completed, peers) is not None
+
+    def reason(self, step: int, size: float, accuracy: float, completed: int, peers: EpochIndex) -> str | None:
+        """Why the rule stops the trial, or None."""
         if step < self._n_warmup_steps or completed < self._n_startup_trials:
-            return False
+            return None
         no_larger = peers.peers(size)
-        if len(no_larger) >= self._min_peers and accuracy < np.percentile(no_larger, self._percentile):
-            return True
-        return self._min_gain > 0 and 0 < size < math.inf and front_gain(accuracy, size, peers.front()) < self._min_gain
+        if len(no_larger) >= self._min_peers and accuracy < (bar := float(np.percentile(no_larger, self._percentile))):
+            return (f"accuracy {accuracy:.4f} at epoch {step} below the {self._percentile:g}th percentile ({bar:.4f}) "
+                    f"of {len(no_larger)} no larger trials")
+        if self._min_gain > 0 and 0 < size < math.inf:
+            gain = front_gain(accuracy, size, peers.front())
+            if gain < self._min_gain:
+                return f"adds {gain:.4g} to the front at epoch {step}, under min_gain {self._min_gain:g}"
+        return None
 
 
 class MoAshaPruner(LedgerPruner):
@@ -147,14 +164,18 @@ class MoAshaPruner(LedgerPruner):
             return [r for r in self.rungs if r < epochs]
         return rung_epochs(self.grace, self.eta, epochs)
 
-    def decide_from(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int) -> bool:
+    def decide_from(
+        self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int,
+    ) -> str | None:
         points = ledger.reached.get(epoch, {})
         if epoch not in self.rung_epochs(epochs) or record.number not in points:
-            return False
+            return None
         dense = record.attrs.get("dense_mib")
         largest = max(size for size, _ in points.values())
         reference = (max(float(dense), largest) if dense else 10.0 * largest, self.min_accuracy)
-        return not keeps_going(points, record.number, self.eta, self.tie_break, reference)
+        if keeps_going(points, record.number, self.eta, self.tie_break, reference):
+            return None
+        return f"not in the best 1/{self.eta:g} of {len(points)} trials at the rung of epoch {epoch}"
 
 
 def front_gain(accuracy: float, size: float, front: Sequence[tuple[float, float]]) -> float:
@@ -255,24 +276,31 @@ class PruningScheduler(FIFOScheduler):
 
     Its state is the driver's `StudyLedger` (rebuilt from the storage when a
     driver starts), so a restored experiment, whose scheduler starts afresh,
-    keeps every curve and decision. Per epoch report it writes one attribute
-    (the accuracy), plus, for an Optuna pruner, the shadow trial's intermediate
-    value; the size-aware and mo_asha pruners decide from the ledger's indexes.
+    keeps every curve and decision. Per epoch report it writes one record (the
+    accuracy and the training seconds), plus, for an Optuna pruner, the shadow
+    trial's intermediate value; the size-aware and mo_asha pruners decide from
+    the ledger's indexes. Once a time budget is spent it stops every running
+    trial at its next report (``budget`` and ``weight``: `msup.search.budget`).
     """
 
-    def __init__(self, storage_url: str, study_name: str, pruner: PrunerSpec, accuracy: str, size: str) -> None:
+    def __init__(
+        self, storage_url: str, study_name: str, pruner: PrunerSpec, accuracy: str, size: str,
+        budget: ComputeBudget | None = None, weight: float = 1.0,
+    ) -> None:
         super().__init__()
         self._storage_url = storage_url
         self._study_name = study_name
         self._pruner_spec = pruner
         self._accuracy = accuracy
         self._size = size
+        self._budget, self._weight = budget, weight
         self._pruner: BasePruner | LedgerPruner | None = None
         self._ledger: StudyLedger | None = None
+        self._account: BudgetAccount | None = None
         self._shadow: optuna.Study | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_ledger": None, "_shadow": None, "_pruner": None}
+        return {**self.__dict__, "_ledger": None, "_shadow": None, "_pruner": None, "_account": None}
 
     def _open(self) -> StudyLedger:
         if self._ledger is None:
@@ -281,6 +309,7 @@ class PruningScheduler(FIFOScheduler):
             storage = open_storage(self._storage_url)
             main = optuna.load_study(study_name=self._study_name, storage=storage)
             self._ledger = driver_ledger(self._storage_url, main, self._size)
+            self._account = BudgetAccount(self._budget, self._ledger, self._weight, lambda record: record.epochs or 0)
             self._pruner = self._pruner_spec.build()
             if isinstance(self._pruner, BasePruner) and not isinstance(self._pruner, LedgerPruner):
                 self._shadow = optuna.create_study(
@@ -304,18 +333,34 @@ class PruningScheduler(FIFOScheduler):
             ledger.know_sizes(record, trial.config["sizes"])
         epoch, accuracy, epochs = int(epoch), float(accuracy), int(trial.config["epochs"])
         final = bool(result.get("done")) or epoch >= epochs
-        ledger.record_epoch(record, epoch, accuracy, final)
-        if self._pruner is None:
-            return TrialScheduler.CONTINUE
-        if isinstance(self._pruner, LedgerPruner):
-            stop = not final and self._pruner.decide_from(ledger, record, epoch, accuracy, epochs)
-        else:
-            stop = self._ask_shadow(ledger, record, epoch, accuracy, final)
-        if stop:
-            ledger.set_attr(record, PRUNED_ATTR, epoch)
+        ledger.record_epoch(record, epoch, accuracy, final, float(result.get("epoch_s") or 0.0))
+        ledger.save_clock(every_s=CLOCK_SAVE_EVERY_S)
+        reason = self._why_stop(ledger, record, epoch, accuracy, epochs, final)
+        if reason is not None:
+            ledger.set_attrs(record, {PRUNED_ATTR: epoch, STOPPED_BY_ATTR: reason})
             failpoints.reach("scheduler.after_prune")
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+    def _why_stop(
+        self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int, final: bool,
+    ) -> str | None:
+        """``stopped_by`` for a trial to stop after this epoch: the budget's reason or the pruner's; None goes on."""
+        if final:
+            if self._pruner is not None and not isinstance(self._pruner, LedgerPruner):
+                self._ask_shadow(ledger, record, epoch, accuracy, final)  # its shadow trial completes
+            return None
+        assert self._account is not None
+        budget = self._account.stop_reason()
+        if budget is not None:
+            return budget
+        if self._pruner is None:
+            return None
+        if isinstance(self._pruner, LedgerPruner):
+            why = self._pruner.decide_from(ledger, record, epoch, accuracy, epochs)
+        else:
+            why = f"stopped at epoch {epoch}" if self._ask_shadow(ledger, record, epoch, accuracy, final) else None
+        return None if why is None else f"pruner {self._pruner_spec.name}: {why}"
 
     def _ask_shadow(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, final: bool) -> bool:
         """An Optuna pruner judges the curve as a single-objective shadow trial (Optuna's own cost per call)."""

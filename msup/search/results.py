@@ -3,8 +3,9 @@
 One row per Optuna trial, columns as documented in `analysis.table`: ``trial``,
 ``ray_trial_id``, ``state`` (the Optuna state, or REJECTED for a configuration
 outside the size budget), every sampled parameter, ``epochs``, accuracies, the
-three sizes, ``dense_mib``, ``compression``, ``wall_s``, ``error`` and
-``rejected`` (why it was never trained).
+three sizes, ``dense_mib``, ``compression``, ``wall_s``, ``train_s``,
+``start_time``, ``end_time``, ``stopped_by`` (who ended it early, and why),
+``error`` and ``rejected`` (why it was never trained).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import optuna
 import pandas as pd
 
 from analysis.files import Folder
+from analysis.table import REJECTED
 from msup import failpoints
-
-from msup.search.ledger import REJECTED_ATTR, curve_of, outcome
-from msup.search.searcher import ERROR_ATTR, RAY_ATTR, VALUES_ATTR
+from msup.search.ledger import (
+    PRUNED_ATTR, REJECTED_ATTR, STOPPED_BY_ATTR, TRAIN_S_ATTR, VALUES_ATTR, curve_of, outcome,
+)
+from msup.search.searcher import ERROR_ATTR, RAY_ATTR
 
 _ATTR_COLUMNS = (
     "best_val_acc", "test_acc", "best_test_acc", "size_paper_mib", "size_entropy_mib",
-    "size_artifact_bytes", "dense_mib", "wall_s",
+    "size_artifact_bytes", "dense_mib", "wall_s", TRAIN_S_ATTR,
 )
 
 
@@ -40,7 +43,8 @@ def trials_table(study: optuna.Study, accuracy: str = "val_acc") -> pd.DataFrame
     return table[ordered + sorted(params, key=_param_order) + [c for c in _METRICS if c in table.columns]]
 
 
-_METRICS = ("epochs", "val_acc", *_ATTR_COLUMNS, "compression", "error", "rejected")
+_METRICS = ("epochs", "val_acc", *_ATTR_COLUMNS, "compression", "start_time", "end_time", "stopped_by", "error",
+            "rejected")
 
 
 def _param_order(name: str) -> tuple[int, str]:
@@ -70,9 +74,22 @@ def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
         row["best_val_acc"] = max(curve.values())
     size = row["size_entropy_mib"]
     row["compression"] = row["dense_mib"] / size if size and not math.isnan(size) else math.nan
+    row["start_time"], row["end_time"] = trial.datetime_start, trial.datetime_complete
+    row["stopped_by"] = stopped_by(row["state"], attrs)
     row["error"] = attrs.get(ERROR_ATTR, "")
     row["rejected"] = attrs.get(REJECTED_ATTR, "")
     return row
+
+
+def stopped_by(state: str, attrs: dict[str, Any]) -> str:
+    """Who ended a trial before its last epoch, or kept it from training, and why; "" for one that trained out."""
+    if STOPPED_BY_ATTR in attrs:
+        return str(attrs[STOPPED_BY_ATTR])
+    if state == REJECTED:
+        return "size_budget"
+    if state == "FAIL":
+        return "failure"
+    return "pruner" if PRUNED_ATTR in attrs else ""  # a study written before reasons were kept
 
 
 def write_tables(study: optuna.Study, folder: Folder | Path, accuracy: str = "val_acc") -> str:

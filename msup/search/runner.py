@@ -176,7 +176,8 @@ def trial_dirname(trial: Any) -> str:
 
 def _scheduler(config: StudyConfig, storage_url: str) -> TrialScheduler:
     """msup's scheduler always runs: it records every epoch's accuracy, and prunes if a pruner is set."""
-    return PruningScheduler(storage_url, config.name, config.pruner, config.accuracy, config.size)
+    return PruningScheduler(storage_url, config.name, config.pruner, config.accuracy, config.size, config.budget,
+                            config.resource_weight)
 
 
 class TablesRefresh(Callback):
@@ -210,7 +211,8 @@ class TablesRefresh(Callback):
 
 
 class ProgressLine(Callback):
-    """One concise line per finished trial: count, state, accuracy, size, time."""
+    """One concise line per finished trial: count (of the run's trials, where a compute budget does not
+    decide it), state, accuracy, size, time."""
 
     def __init__(self, config: StudyConfig, total: int) -> None:
         self._accuracy, self._size, self._total = config.accuracy, config.size, total
@@ -235,4 +237,5 @@ class ProgressLine(Callback):
             size = trial.config.get("sizes", {}).get(self._size, result.get(self._size, float("nan")))
             outcome = f"{state:<9} {self._accuracy}={result.get(self._accuracy, float('nan')):.4f} {self._size}={size:.4g}"
         elapsed = time.time() - self._start
-        print(f"[{self._done}/{self._total}] trial {number:>4}  {outcome}  ({elapsed:.0f} s)", file=sys.stdout, flush=True)
+        of = f"/{self._total}" if self._total > 0 else ""
+        print(f"[{self._done}{of}] trial {number:>4}  {outcome}  ({elapsed:.0f} s)", file=sys.stdout, flush=True)

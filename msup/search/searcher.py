@@ -30,14 +30,16 @@ from msup import failpoints
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError
 from msup.search.layout import ARTIFACTS_DIR, RAY_DIR, artifact_name
-from msup.search.ledger import PRUNED_ATTR, REJECTED_ATTR, SIZE_ATTRS, StudyLedger, TrialRecord, driver_ledger
+from msup.search.budget import BudgetAccount, Gate
+from msup.search.ledger import (
+    PRUNED_ATTR, REJECTED_ATTR, SIZE_ATTRS, VALUES_ATTR, StudyLedger, TrialRecord, driver_ledger,
+)
 from msup.search.pruning import SHADOW_ATTR
 from msup.search.sizing import SizeCache
 from msup.search.storage import count_trials, load_or_create, open_storage, set_user_attrs
 from msup.search.study_config import StudyConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"  # inside each Ray checkpoint folder
-VALUES_ATTR = "values"  # sampled parameters incl. derived sparsities
 RAY_ATTR = "ray_trial_id"
 ERROR_ATTR = "error"
 BUDGET_CONSTRAINT = "size_budget"  # the constraint each trial of a budgeted study is told: > 0 outside
@@ -64,10 +66,11 @@ class StudySearcher(Searcher):
         self._owned: dict[str, int] = {}  # Ray trial id -> Optuna trial number
         self._study: optuna.Study | None = None
         self._ledger: StudyLedger | None = None
+        self._account: BudgetAccount | None = None
         self._sizes = SizeCache()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_study": None, "_ledger": None}
+        return {**self.__dict__, "_study": None, "_ledger": None, "_account": None}
 
     @property
     def study(self) -> optuna.Study:
@@ -85,12 +88,19 @@ class StudySearcher(Searcher):
             self._ledger = driver_ledger(self._storage_url, self.study, self._config.size)
         return self._ledger
 
+    @property
+    def account(self) -> BudgetAccount:
+        if self._account is None:
+            self._account = self._config.budget_account(self.ledger)
+        return self._account
+
     # --- Ray Tune's Searcher interface ---------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         for _ in range(MAX_REJECTED_IN_A_ROW):
-            if self._budget_spent():  # rejected configurations used the rest of it
-                return Searcher.FINISHED
+            gate = self._gate()
+            if gate is not Gate.START:  # FINISHED ends the run once its trials end; None: asked again later
+                return Searcher.FINISHED if gate is Gate.FINISHED else None
             chosen = self._choose()
             if chosen is None:
                 return None
@@ -122,7 +132,9 @@ class StudySearcher(Searcher):
         if orphan is not None and VALUES_ATTR in orphan.attrs:
             values = orphan.attrs[VALUES_ATTR]
             sizes = {k: orphan.attrs[k] for k in SIZE_ATTRS}
-            return orphan, values, sizes, self._config.train_config(values), latest_checkpoint(Folder(self._folder), orphan.number)
+            train = self._config.train_config(values)
+            orphan.epochs = train.optim.epochs
+            return orphan, values, sizes, train, latest_checkpoint(Folder(self._folder), orphan.number)
         # a new trial, or one a dead driver had only begun to sample (its drawn values are kept)
         if orphan is None:
             trial = self.study.ask()
@@ -138,6 +150,7 @@ class StudySearcher(Searcher):
             self._tell(record, TrialState.FAIL, None)
             return None
         sizes = self._sizes.sizes(train)
+        record.epochs = train.optim.epochs
         ledger.set_attrs(record, {**sizes, VALUES_ATTR: values})
         failpoints.reach("searcher.after_attrs")
         return record, values, sizes, train, None
@@ -200,8 +213,14 @@ class StudySearcher(Searcher):
     def _tell(self, record: TrialRecord, state: TrialState, values: list[float] | None) -> None:
         tell(self.ledger, record, state, values)
 
-    def _budget_spent(self) -> bool:
-        return self._trial_cap is not None and self._take_orphan() is None and len(self.ledger.trials) >= self._trial_cap
+    def _gate(self) -> Gate:
+        """An orphan always continues (its epochs are reserved); a new trial needs the trial cap (rejected
+        configurations may have used it) and the compute budget to allow it."""
+        if self._take_orphan() is not None:
+            return Gate.START
+        if self._trial_cap is not None and len(self.ledger.trials) >= self._trial_cap:
+            return Gate.FINISHED
+        return self.account.gate()
 
     def _take_orphan(self) -> TrialRecord | None:
         """The lowest-numbered unfinished trial no Ray trial of this run owns (its driver died)."""

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,10 @@ from analysis.files import Folder, is_uri
 from analysis.table import REJECTED
 from msup import failpoints
 from msup.errors import InputError, RunError
+from msup.search.budget import ComputeBudget, Gate, fraction_used, progress
 from msup.search.driver_lock import Holder, hold_driver_lock, running_driver
 from msup.search.layout import RAY_DIR, STUDY_FILE
-from msup.search.ledger import curve_of, outcome, release_ledgers
-from msup.search.searcher import VALUES_ATTR
+from msup.search.ledger import VALUES_ATTR, StudyLedger, curve_of, driver_ledger, outcome, release_ledgers
 from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study_text
 from msup.search.storage import load_or_create, open_storage, study_storage_url
 
@@ -96,7 +96,7 @@ class StudyOutcome:
 
 
 def launch(config: StudyConfig, runs: str | Path | None = None, address: str | None = None) -> StudyOutcome:
-    """Create ``<runs>/<name>/`` and run the study's whole budget; refuses an existing name.
+    """Create ``<runs>/<name>/`` and run the study's whole budget (trials, compute); refuses an existing name.
 
     The runs folder is ``runs``, else the study file's ``runs_dir``, else ``$MSUP_RUNS``, else ``./runs``.
     """
@@ -113,30 +113,46 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("pruner", config.pruner.raw)
         _write_study_file(folder, {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address})
-        _run(config, folder, storage_url, address or config.ray_address, config.trials, restore=None, total=config.trials)
+        _run(config, folder, storage_url, address or config.ray_address, config.trials or -1, restore=None,
+             total=config.trials)
         return _finish(config, folder, storage_url)
 
 
-def resume(folder: Folder, num_samples: int | None = None, address: str | None = None) -> StudyOutcome:
-    """Continue a study after a crash or interrupt, or extend it to ``num_samples`` trials in total."""
+def resume(
+    folder: Folder, num_samples: int | None = None, address: str | None = None, budget: ComputeBudget | None = None,
+) -> StudyOutcome:
+    """Continue a study after a crash or interrupt, or extend it: to ``num_samples`` trials in total, or to
+    the limits ``budget`` sets (each no lower than the study's own). An extension is written to the study
+    file before anything runs, so an interrupted extension continues as one."""
     config = load_study_folder(folder)
     storage_url = study_storage_url(folder, config.storage)
-    target = num_samples or config.trials
-    if target < config.trials and num_samples is not None:
+    if num_samples is not None and config.trials is not None and num_samples < config.trials:
         raise InputError(f"--num-samples {num_samples} is below the study's budget of {config.trials} trials")
+    extended = replace(config, trials=num_samples or config.trials,
+                       budget=config.budget if budget is None else (config.budget or ComputeBudget()).extended(budget))
     with driver_lock(folder, storage_url):
-        address = address or config.ray_address
+        if extended != config:
+            _write_study_file(folder, {**_read_study_file(folder), "trials": extended.trials,
+                                       **({"budget": extended.budget.to_dict()} if extended.budget else {})})
+        config, address = extended, address or config.ray_address
         study = _open_study(config, storage_url)
+        ledger = driver_ledger(storage_url, study, config.size)  # the searcher's, too: one read of the study
         latest = _latest_run(folder)
-        if latest is not None and _restorable(latest) and _finished(study, config) < config.trials:
+        if latest is not None and _restorable(latest) and _has_work(study, config, ledger):
             if _run(config, folder, storage_url, address, 0, restore=latest):  # Ctrl-C: the rest waits for the next resume
                 return _finish(config, folder, storage_url)
-        remaining = target - _finished(study, config)
-        if remaining > 0:
-            _run(config, folder, storage_url, address, remaining, restore=None, total=target)
-        if num_samples is not None and num_samples != config.trials:
-            _write_study_file(folder, {**config.to_dict(), "trials": num_samples})
+        remaining = -1 if config.trials is None else config.trials - _finished(study, config)
+        if remaining != 0 and _has_work(study, config, ledger):
+            _run(config, folder, storage_url, address, remaining, restore=None, total=config.trials)
         return _finish(config, folder, storage_url)
+
+
+def _has_work(study: optuna.Study, config: StudyConfig, ledger: StudyLedger) -> bool:
+    """Unfinished trials to continue, or trials and compute left to start new ones."""
+    if ledger.unfinished:
+        return True
+    trials_left = config.trials is None or _finished(study, config) < config.trials
+    return trials_left and config.budget_account(ledger).gate() is not Gate.FINISHED
 
 
 def status(folder: Folder) -> dict[str, Any]:
@@ -152,15 +168,17 @@ def status(folder: Folder) -> dict[str, Any]:
     table = trials_table(study, config.accuracy)
     front = sorted(study.best_trials, key=lambda t: t.values[1])
     elapsed = (max(ends) - min(starts)).total_seconds() if starts else 0.0
-    used = _finished(study, config)
+    budget = budget_progress(study, config)
+    used = fraction_used(budget)
     return {
         "study": config.name,
         "folder": folder.shown,
-        "budget": config.trials,
+        "trials": config.trials,
+        "budget": budget,
         "counts": _counts(study, with_running=True),
-        "done": used,  # trials of the budget used
+        "done": _finished(study, config),  # trials of the budget used
         "elapsed_s": elapsed,
-        "eta_s": elapsed / used * (config.trials - used) if 0 < used < config.trials else None,
+        "eta_s": elapsed * (1 - used) / used if 0 < used < 1 else None,
         **_driver_fields(folder, storage_url),
         "running": [_progress(t, config) for t in trials if t.state == TrialState.RUNNING and curve_of(t.user_attrs)],
         "front": [{"trial": t.number, config.accuracy: t.values[0], config.size: t.values[1]} for t in front],
@@ -200,9 +218,16 @@ def list_studies(runs: str | Path | None = None) -> list[dict[str, Any]]:
             rows.append({**row, "error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]})
             continue
         stamps = [t.datetime_complete or t.datetime_start for t in trials if t.datetime_start]
-        rows.append({**row, "budget": config.trials, "counts": _counts(study, with_running=True),
+        rows.append({**row, "trials": config.trials, "budget": budget_progress(study, config),
+                     "counts": _counts(study, with_running=True),
                      "last_activity": max(stamps).isoformat(timespec="seconds") if stamps else None})
     return rows
+
+
+def budget_progress(study: optuna.Study, config: StudyConfig) -> dict[str, dict[str, float]]:
+    """Each limit of the study (trials, compute) with what is spent and left, as its storage has it (one read)."""
+    spent = config.budget_account(StudyLedger(study, config.size)).spent()
+    return progress(config.budget, config.trials, _finished(study, config), spent)
 
 
 # --- internals ---------------------------------------------------------------------------
@@ -215,6 +240,11 @@ def _driver_fields(folder: Folder, storage_url: str) -> dict[str, Any]:
 
 def _write_study_file(folder: Folder, resolved: dict[str, Any]) -> None:
     folder.write_text(STUDY_FILE, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _read_study_file(folder: Folder) -> dict[str, Any]:
+    """The resolved study as written (storage and Ray address included), to change a key of it."""
+    return dict(yaml.safe_load(folder.read_text(STUDY_FILE)))
 
 
 def _open_study(config: StudyConfig, storage_url: str) -> optuna.Study:
@@ -256,11 +286,12 @@ def _next_run_label(folder: Folder) -> str:
 
 def _run(
     config: StudyConfig, folder: Folder, storage_url: str, address: str | None, num_samples: int, restore: Folder | None,
-    total: int = 0,
+    total: int | None = None,
 ) -> bool:
     """One Ray Tune run: a fresh experiment of ``num_samples`` trials, or a restored one; True if Ctrl-C interrupted it.
 
-    ``total`` is the study's whole budget, where rejected configurations use it too.
+    ``total`` is the study's whole trial budget (None: none), where rejected configurations use it too;
+    ``num_samples`` -1 leaves the end to the compute budget.
 
     An experiment that cannot be restored is reported and skipped: the next fresh run
     adopts its unfinished trials from the Optuna storage.

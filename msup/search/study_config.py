@@ -9,7 +9,10 @@ Schema (paths are relative to the study file)::
     objectives:
       accuracy: val_acc               # maximised: val_acc | best_val_acc
       size: size_entropy_mib          # minimised: size_entropy_mib | size_paper_mib | size_artifact_bytes
-    trials: 40                        # total trials of the study (the budget)
+    trials: 40                        # total trials of the study; optional where a budget is set
+    budget: {trial_epochs: 1200}      # optional, in compute (trial_epochs, trial_hours, hours; see
+                                      # msup.search.budget): whichever of it and trials is reached first
+                                      # ends sampling
     max_concurrent: 2                 # trials running at once
     sampler: {name: tpe, seed: 0}     # tpe | nsga2 | gp | random, plus the sampler's own options;
                                       # learn_from_pruned: true shows the sampler each pruned trial at
@@ -53,7 +56,9 @@ import optuna
 
 from msup.config import TrainConfig, parse_yaml
 from msup.errors import InputError
+from msup.search.budget import BudgetAccount, ComputeBudget, parse_budget
 from msup.search.feedback import PrunedAsPoints, RecentTrials
+from msup.search.ledger import VALUES_ATTR, StudyLedger, TrialRecord
 from msup.search.pruning import PrunerSpec, parse_pruner
 from msup.search.sizing import SizeCache
 from msup.search.space import SearchSpace, parse_space, train_overrides
@@ -64,7 +69,7 @@ SIZE_OBJECTIVES = ("size_entropy_mib", "size_paper_mib", "size_artifact_bytes")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 _KEYS = {
-    "name", "description", "train", "search_space", "objectives", "trials", "max_concurrent",
+    "name", "description", "train", "search_space", "objectives", "trials", "budget", "max_concurrent",
     "sampler", "pruner", "resources", "size_budget", "storage", "ray_address", "runs_dir", "loggers", "checkpoint",
 }
 # Random configurations checked against the training config before a study starts.
@@ -105,7 +110,8 @@ class StudyConfig:
     space_raw: dict[str, Any]
     accuracy: str = "val_acc"
     size: str = "size_entropy_mib"
-    trials: int = 20
+    trials: int | None = 20  # None: the compute budget alone ends the study
+    budget: ComputeBudget | None = None
     max_concurrent: int = 1
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": 0})
     pruner: PrunerSpec = field(default_factory=lambda: parse_pruner({"name": "none"}, "pruner", []))
@@ -129,6 +135,7 @@ class StudyConfig:
             "search_space": self.space_raw,
             "objectives": {"accuracy": self.accuracy, "size": self.size},
             "trials": self.trials,
+            **({"budget": self.budget.to_dict()} if self.budget is not None else {}),
             "max_concurrent": self.max_concurrent,
             "sampler": self.sampler,
             "pruner": self.pruner.raw,
@@ -146,6 +153,24 @@ class StudyConfig:
     def counts_rejected(self) -> bool:
         """Whether a configuration rejected for the size budget uses a trial of the budget."""
         return self.size_budget is not None and self.size_budget.count_rejected
+
+    @property
+    def resource_weight(self) -> float:
+        """What one second of a trial costs in resource-seconds: its GPUs where it holds any, else its CPU cores."""
+        return self.gpu if self.gpu > 0 else self.cpu
+
+    def budget_account(self, ledger: StudyLedger) -> BudgetAccount:
+        """The study's spend against its compute budget, kept by ``ledger``."""
+
+        def epochs_of(record: TrialRecord) -> int:
+            if record.epochs is None:
+                try:
+                    record.epochs = self.train_config(record.attrs.get(VALUES_ATTR, {})).optim.epochs
+                except InputError:  # a configuration that cannot train reserves nothing
+                    record.epochs = 0
+            return record.epochs
+
+        return BudgetAccount(self.budget, ledger, self.resource_weight, epochs_of)
 
     @property
     def memory_bytes(self) -> int | None:
@@ -206,7 +231,8 @@ def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
 
 
 def load_study_config(path: str | Path, **overrides: Any) -> StudyConfig:
-    """Read and validate a study file; ``overrides`` replace top-level keys (e.g. ``trials``)."""
+    """Read and validate a study file; ``overrides`` replace top-level keys (e.g. ``trials``), and a
+    ``budget`` override the kinds it names."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"study file {str(path)!r} does not exist")
@@ -225,7 +251,10 @@ def parse_study_text(text: str, base_dir: Path, source: str, **overrides: Any) -
         raise InputError(f"{source}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, Mapping):
         raise InputError(f"{source}: must be a YAML mapping of study settings, got {type(raw).__name__}")
-    raw = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(overrides.get("budget"), Mapping) and isinstance(raw.get("budget"), Mapping):
+        overrides["budget"] = {**raw["budget"], **overrides["budget"]}
+    raw = {**raw, **overrides}
     return parse_study(raw, base_dir=base_dir, source=source)
 
 
@@ -252,7 +281,9 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
             errors.append(f"objectives.accuracy: {accuracy!r} is not one of {', '.join(ACCURACY_OBJECTIVES)}")
         if size not in SIZE_OBJECTIVES:
             errors.append(f"objectives.size: {size!r} is not one of {', '.join(SIZE_OBJECTIVES)}")
-    trials = _positive_int(raw.get("trials", 20), "trials", errors)
+    budget = parse_budget(raw.get("budget"), "budget", errors)
+    trials = None if raw.get("trials") is None and budget is not None else _positive_int(
+        20 if raw.get("trials") is None else raw["trials"], "trials", errors)
     max_concurrent = _positive_int(raw.get("max_concurrent", 1), "max_concurrent", errors)
     sampler = raw.get("sampler", {"name": "tpe", "seed": 0})
     if not isinstance(sampler, Mapping) or sampler.get("name") not in SAMPLERS:
@@ -292,7 +323,7 @@ def parse_study(raw: Mapping[str, Any], base_dir: Path, source: str = "study") -
     assert space is not None and isinstance(name, str)
     config = StudyConfig(
         name=name, train=dict(train), space=space, space_raw=dict(space_raw), accuracy=accuracy, size=size,
-        trials=trials, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
+        trials=trials, budget=budget, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
         memory_gib=memory_gib, size_budget=size_budget,
         storage=raw.get("storage"), ray_address=raw.get("ray_address"), runs_dir=raw.get("runs_dir"),
         loggers=loggers, checkpoint_every_s=checkpoint_every_s, description=str(raw.get("description") or ""),

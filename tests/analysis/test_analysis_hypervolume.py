@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from analysis_fixtures import make_table
 from hypothesis import given, settings
@@ -59,16 +60,34 @@ def test_default_reference_is_accuracy_zero_and_dense_size_in_the_column_unit() 
     assert shared_reference([table, no_dense], "size_paper_mib") == (0.0, 3.0)
 
 
-def test_history_follows_trial_order_over_complete_trials_only() -> None:
+def test_history_follows_trial_order_and_counts_every_finished_trials_epochs() -> None:
     rows = [
-        {"val_acc": 0.5, "size_entropy_mib": 1.0},
-        {"state": "PRUNED", "val_acc": 0.99, "size_entropy_mib": 0.01},
-        {"val_acc": 0.4, "size_entropy_mib": 2.0},
-        {"val_acc": 0.7, "size_entropy_mib": 0.5},
+        {"val_acc": 0.5, "size_entropy_mib": 1.0, "epochs": 5},
+        {"state": "PRUNED", "val_acc": 0.99, "size_entropy_mib": 0.01, "epochs": 2},
+        {"val_acc": 0.4, "size_entropy_mib": 2.0, "epochs": 5},
+        {"state": "RUNNING", "val_acc": 0.9, "size_entropy_mib": 0.1, "epochs": 3},
+        {"val_acc": 0.7, "size_entropy_mib": 0.5, "epochs": 5},
     ]
     table = make_table(rows).sample(frac=1.0, random_state=3)  # row order must not matter
     history = hypervolume_history(table, reference=(0.0, 10.0))
-    assert history["trial"].tolist() == [0, 2, 3]
-    expected = [hypervolume([0.5], [1.0], (0.0, 10.0)), hypervolume([0.5], [1.0], (0.0, 10.0)),
-                hypervolume([0.5, 0.7], [1.0, 0.5], (0.0, 10.0))]
+    assert history["trial"].tolist() == [0, 1, 2, 4]  # a pruned trial spends compute; a running one has not ended
+    assert history["trial_epochs"].tolist() == [5, 7, 12, 17]
+    assert history["elapsed_s"].isna().all()  # no times in this table
+    first = hypervolume([0.5], [1.0], (0.0, 10.0))
+    expected = [first, first, first, hypervolume([0.5, 0.7], [1.0, 0.5], (0.0, 10.0))]
     assert history["hypervolume"].tolist() == pytest.approx(expected)
+
+
+def test_history_follows_the_order_trials_ended_in_and_the_clock() -> None:
+    start = pd.Timestamp("2026-12-04 10:00:00")
+    rows = [
+        {"val_acc": 0.5, "size_entropy_mib": 1.0, "epochs": 5, "start_time": start,
+         "end_time": start + pd.Timedelta(seconds=90)},
+        {"val_acc": 0.7, "size_entropy_mib": 0.5, "epochs": 3, "start_time": start + pd.Timedelta(seconds=5),
+         "end_time": start + pd.Timedelta(seconds=30)},
+    ]
+    history = hypervolume_history(make_table(rows), reference=(0.0, 10.0))
+    assert history["trial"].tolist() == [1, 0]  # trial 1 ended first
+    assert history["trial_epochs"].tolist() == [3, 8]
+    assert history["elapsed_s"].tolist() == [30.0, 90.0]
+    assert history["hypervolume"].iloc[0] == pytest.approx(hypervolume([0.7], [0.5], (0.0, 10.0)))

@@ -115,8 +115,19 @@ def test_unknown_format_is_refused_before_writing(tmp_path: Path, trials) -> Non
 def test_hypervolume_figure_has_one_line_per_study() -> None:
     import pandas as pd
 
-    histories = {"a": pd.DataFrame({"trial": [0, 2], "hypervolume": [0.1, 0.3]}),
-                 "b": pd.DataFrame({"trial": [1], "hypervolume": [0.2]})}
-    axes = hypervolume_figure(histories, (0.0, 40.0), "size_entropy_mib").axes[0]
-    assert [line.get_label() for line in axes.get_lines()] == ["a", "b"]
-    assert axes.get_lines()[0].get_ydata().tolist() == [0.1, 0.3]
+    histories = {"a": pd.DataFrame({"trial": [0, 2], "trial_epochs": [5, 10], "elapsed_s": [60.0, 150.0],
+                                    "hypervolume": [0.1, 0.3]}),
+                 "b": pd.DataFrame({"trial": [1], "trial_epochs": [4], "elapsed_s": [30.0], "hypervolume": [0.2]})}
+    epochs, clock = hypervolume_figure(histories, (0.0, 40.0), "size_entropy_mib").axes
+    assert [line.get_label() for line in epochs.get_lines()] == ["a", "b"]
+    assert epochs.get_lines()[0].get_xdata().tolist() == [5, 10]  # against compute, not the trial index
+    assert epochs.get_lines()[0].get_ydata().tolist() == [0.1, 0.3]
+    assert clock.get_lines()[0].get_xdata().tolist() == [1.0, 2.5]  # minutes
+    assert "trial-epochs" in epochs.get_xlabel() and "minutes" in clock.get_xlabel()
+
+
+def test_hypervolume_figure_without_times_has_the_compute_panel_alone() -> None:
+    import pandas as pd
+
+    history = pd.DataFrame({"trial": [0], "trial_epochs": [5], "elapsed_s": [float("nan")], "hypervolume": [0.1]})
+    assert len(hypervolume_figure({"a": history}, (0.0, 40.0), "size_entropy_mib").axes) == 1

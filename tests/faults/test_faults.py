@@ -2,7 +2,10 @@
 
 Invariant: every trial of the budget is COMPLETE, PRUNED or FAIL exactly once,
 none lost and none run twice, and trials.csv agrees with the Optuna storage row
-for row (`studykit.assert_consistent`). Every fault fires at a fail point
+for row (`studykit.assert_consistent`). For a study a compute budget ends, whose
+trial set is not fixed in advance: every trial it started is COMPLETE, PRUNED
+or FAIL exactly once, no finished trial runs again, and the trial-epochs spent
+(counted from the storage) lie between the budget N and N + T - 1. Every fault fires at a fail point
 (`msup.failpoints`), never at a moment picked by the clock: what each case
 tests does not depend on how fast the machine is. Each case writes its figures
 (faults, lost, duplicated, recovery time) to $MSUP_FAULTS_LOG when that is set;
@@ -24,7 +27,7 @@ import sessions
 import yaml
 from studykit import (
     MSUP, Driver, assert_consistent, count_states, failpoint_env, load_trials, msup_env, record, release, run_msup,
-    sqlite_url, wait_for_pause, write_study,
+    spent_trial_epochs, sqlite_url, wait_for_pause, write_study,
 )
 
 from msup.cli import main
@@ -204,6 +207,38 @@ def test_resume_after_the_driver_is_killed_at_a_fail_point(tmp_path, where):
     record(f"SIGKILL of the driver {where} ({point})", faults=1, lost=accounting.lost,
            duplicated=accounting.duplicated, recovery_s=round(recovery_s, 1),
            finished_before=sum(s != "RUNNING" for s, _ in before.values()))
+
+
+def test_a_budget_study_killed_at_a_fail_point_and_resumed_spends_its_budget_once(tmp_path):
+    runs, name, budget, epochs = tmp_path / "runs", "budget-killed", 7, 2
+    folder, storage = runs / name, sqlite_url(runs / name)
+    path = write_study(tmp_path, name, trials=None, epochs=epochs, budget={"trial_epochs": budget})
+    killing = failpoint_env(runs, tmp_path / "failpoints", "searcher.before_tell@2=kill_driver")
+    killing["MSUP_TABLES_EVERY_S"] = "1e9"
+    with Driver(["study", "launch", str(path)], killing, tmp_path / "launch.log") as driver:
+        assert driver.wait(timeout=300) == SIGKILLED, driver.output()[-3000:]
+    before = {t.number: (t.state.name, t.values, t.user_attrs.get("ray_trial_id")) for t in load_trials(storage, name)}
+    finished = [n for n, (state, _, _) in before.items() if state != "RUNNING"]
+    reports = {n: _reports(folder, n) for n in finished}
+
+    start = time.monotonic()
+    resumed = run_msup(["study", "resume", name], msup_env(runs))
+    recovery_s = time.monotonic() - start
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = load_trials(storage, name)
+    accounting = assert_consistent(folder, name, len(trials))  # every trial it started ended, once
+    assert budget <= spent_trial_epochs(storage, name) <= budget + epochs - 1
+    after = {t.number: (t.state.name, t.values, t.user_attrs.get("ray_trial_id")) for t in trials}
+    assert {n: after[n] for n in finished} == {n: before[n] for n in finished}
+    assert {n: _reports(folder, n) for n in finished} == reports  # no finished trial trained again
+    record(f"SIGKILL of the driver of a budget study (searcher.before_tell@2, {budget} trial-epochs)", faults=1,
+           lost=accounting.lost, duplicated=accounting.duplicated, recovery_s=round(recovery_s, 1),
+           finished_before=len(finished))
+
+
+def _reports(folder: Path, number: int) -> int:
+    """Epoch reports Ray recorded for Optuna trial ``number``, over every Ray run of the study."""
+    return sum(len(_results(trial_dir)) for trial_dir in (folder / "ray").glob(f"run-*/trial-{number:05d}-*"))
 
 
 def test_sigterm_stops_the_study_at_checkpoints_and_resume_continues(tmp_path):

@@ -16,8 +16,9 @@ from msup.search.storage import default_storage_url, load_or_create, open_storag
 
 
 def test_a_frame_shows_progress_counts_running_trials_and_the_front():
+    budget = {"trials": {"limit": 40, "spent": 10, "left": 30}}
     info = {
-        "study": "digits", "folder": "runs/digits", "budget": 40, "done": 10, "elapsed_s": 312.0, "eta_s": 936.0,
+        "study": "digits", "folder": "runs/digits", "budget": budget, "done": 10, "elapsed_s": 312.0, "eta_s": 936.0,
         "driver_running": True, "driver": "host a, pid 7, since 2026-12-01 10:00:00 UTC",
         "counts": {"COMPLETE": 6, "PRUNED": 3, "FAIL": 1, "RUNNING": 2},
         "running": [{"trial": 11, "epoch": 4, "epochs": 20, "val_acc": 0.8123}],
@@ -29,6 +30,14 @@ def test_a_frame_shows_progress_counts_running_trials_and_the_front():
     assert lines[2] == "COMPLETE 6 · PRUNED 3 · FAIL 1 · RUNNING 2"
     assert lines[3:] == ["running:", "  trial    11  epoch   4/20  val_acc 0.8123",
                          "front (1 of 1, smallest first):", "  trial=3  val_acc=0.9812  size_entropy_mib=0.0061"]
+
+
+def test_the_bar_follows_the_limit_nearest_its_end():
+    budget = {"trials": {"limit": 200, "spent": 20, "left": 180},
+              "trial_epochs": {"limit": 1200, "spent": 600, "left": 600}}
+    info = {"study": "digits", "folder": "runs/digits", "budget": budget, "done": 20, "elapsed_s": 60.0,
+            "eta_s": 60.0, "driver_running": False, "counts": {"COMPLETE": 20}, "running": [], "front": []}
+    assert render(info).splitlines()[1] == f"[{'#' * 15}{'-' * 15}] 20/200 trials, 600/1,200 trial-epochs  50%   elapsed 1m 00s"
 
 
 def test_watch_redraws_a_study_until_ctrl_c_and_leaves_it_as_it_was(tmp_path):

@@ -44,11 +44,12 @@ def test_list_shows_counts_driver_and_last_activity_of_every_study(tmp_path, cap
         lines = capsys.readouterr().out.splitlines()
     assert sorted(rows) == ["alpha", "beta", "broken"]
     assert rows["alpha"]["counts"] == {"COMPLETE": 2, "PRUNED": 1, "FAIL": 0, "RUNNING": 0}
-    assert rows["alpha"]["budget"] == 5 and not rows["alpha"]["driver_running"] and rows["alpha"]["last_activity"]
+    assert rows["alpha"]["trials"] == 5 and not rows["alpha"]["driver_running"] and rows["alpha"]["last_activity"]
+    assert rows["alpha"]["budget"] == {"trials": {"limit": 5, "spent": 3, "left": 2}}
     assert rows["beta"]["driver_running"] and rows["beta"]["counts"]["RUNNING"] == 1
     assert "not a readable YAML file" in rows["broken"]["error"]
-    assert lines[0].startswith("alpha: 2 COMPLETE, 1 PRUNED of 5; no driver; last activity 20")
-    assert lines[1].startswith("beta: 1 COMPLETE, 1 RUNNING of 5; driver running")
+    assert lines[0].startswith("alpha: 2 COMPLETE, 1 PRUNED; budget spent: 3/5 trials; no driver; last activity 20")
+    assert lines[1].startswith("beta: 1 COMPLETE, 1 RUNNING; budget spent: 1/5 trials; driver running")
     assert lines[2].startswith("broken: unreadable (")
 
 
