@@ -129,7 +129,8 @@ class StudyLedger:
         for trial in study.get_trials(deepcopy=False):  # the one read of the whole study
             self._add(trial)
         self._clock_base = float(study.user_attrs.get(CLOCK_ATTR, 0.0))
-        self._clock_start = self._clock_saved = time.monotonic()
+        self._clock_start = _DRIVER_STARTED if _DRIVER_STARTED is not None else time.monotonic()
+        self._clock_saved = time.monotonic()
 
     def clock_s(self) -> float:
         """Seconds the study's drivers ran: the earlier ones' (stored) and this one's so far."""
@@ -234,6 +235,13 @@ class StudyLedger:
 
 
 _DRIVER_LEDGERS: dict[tuple[str, str], StudyLedger] = {}
+_DRIVER_STARTED: float | None = None  # when this process became a study's driver: its clock counts from there
+
+
+def start_driver_clock() -> None:
+    """This process now drives a study (it holds its lock): the study's clock runs from here."""
+    global _DRIVER_STARTED
+    _DRIVER_STARTED = time.monotonic()
 
 
 def driver_ledger(storage_url: str, study: optuna.Study, size_key: str) -> StudyLedger:
@@ -250,9 +258,11 @@ def driver_ledger(storage_url: str, study: optuna.Study, size_key: str) -> Study
 
 def release_ledgers() -> None:
     """Store every ledger's clock and forget them (a driver ends): the next one is rebuilt from the storage."""
+    global _DRIVER_STARTED
     try:
         for ledger in _DRIVER_LEDGERS.values():
             with contextlib.suppress(Exception):  # a driver ending on a storage failure reports that, not this
                 ledger.save_clock()
     finally:
         _DRIVER_LEDGERS.clear()
+        _DRIVER_STARTED = None

@@ -32,7 +32,7 @@ from msup.errors import InputError, RunError
 from msup.search.layout import ARTIFACTS_DIR, RAY_DIR, artifact_name
 from msup.search.budget import BudgetAccount, Gate
 from msup.search.ledger import (
-    PRUNED_ATTR, REJECTED_ATTR, SIZE_ATTRS, VALUES_ATTR, StudyLedger, TrialRecord, driver_ledger,
+    CLOCK_SAVE_EVERY_S, PRUNED_ATTR, REJECTED_ATTR, SIZE_ATTRS, VALUES_ATTR, StudyLedger, TrialRecord, driver_ledger,
 )
 from msup.search.pruning import SHADOW_ATTR
 from msup.search.sizing import SizeCache
@@ -97,6 +97,7 @@ class StudySearcher(Searcher):
     # --- Ray Tune's Searcher interface ---------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        self.ledger.save_clock(every_s=CLOCK_SAVE_EVERY_S)  # Ray asks often: the study's clock stays current
         for _ in range(MAX_REJECTED_IN_A_ROW):
             gate = self._gate()
             if gate is not Gate.START:  # FINISHED ends the run once its trials end; None: asked again later

@@ -35,7 +35,7 @@ from msup.errors import InputError, RunError
 from msup.search.budget import ComputeBudget, Gate, fraction_used, progress
 from msup.search.driver_lock import Holder, hold_driver_lock, running_driver
 from msup.search.layout import RAY_DIR, STUDY_FILE
-from msup.search.ledger import VALUES_ATTR, StudyLedger, curve_of, driver_ledger, outcome, release_ledgers
+from msup.search.ledger import VALUES_ATTR, StudyLedger, curve_of, outcome, release_ledgers, start_driver_clock
 from msup.search.study_config import NAME_PATTERN, StudyConfig, parse_study_text
 from msup.search.storage import load_or_create, open_storage, study_storage_url
 
@@ -82,6 +82,7 @@ def load_study_folder(folder: Folder) -> StudyConfig:
 def driver_lock(folder: Folder, storage_url: str = "") -> Iterator[None]:
     """Exclusive hold of a study for its one driver (`msup.search.driver_lock`)."""
     with hold_driver_lock(folder.name, folder.local, storage_url):
+        start_driver_clock()
         try:
             yield
         finally:
@@ -136,19 +137,19 @@ def resume(
                                        **({"budget": extended.budget.to_dict()} if extended.budget else {})})
         config, address = extended, address or config.ray_address
         study = _open_study(config, storage_url)
-        ledger = driver_ledger(storage_url, study, config.size)  # the searcher's, too: one read of the study
         latest = _latest_run(folder)
-        if latest is not None and _restorable(latest) and _has_work(study, config, ledger):
+        if latest is not None and _restorable(latest) and _has_work(study, config):
             if _run(config, folder, storage_url, address, 0, restore=latest):  # Ctrl-C: the rest waits for the next resume
                 return _finish(config, folder, storage_url)
-        remaining = -1 if config.trials is None else config.trials - _finished(study, config)
-        if remaining != 0 and _has_work(study, config, ledger):
+        remaining = -1 if config.trials is None else max(0, config.trials - _finished(study, config))
+        if remaining != 0 and _has_work(study, config):
             _run(config, folder, storage_url, address, remaining, restore=None, total=config.trials)
         return _finish(config, folder, storage_url)
 
 
-def _has_work(study: optuna.Study, config: StudyConfig, ledger: StudyLedger) -> bool:
-    """Unfinished trials to continue, or trials and compute left to start new ones."""
+def _has_work(study: optuna.Study, config: StudyConfig) -> bool:
+    """Unfinished trials to continue, or trials and compute left to start new ones (one read of the study)."""
+    ledger = StudyLedger(study, config.size)
     if ledger.unfinished:
         return True
     trials_left = config.trials is None or _finished(study, config) < config.trials

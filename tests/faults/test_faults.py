@@ -67,6 +67,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path)
     assert len(diverged) == 1 and len(healthy) == 1
     assert (diverged["state"] == "FAIL").all()
     assert diverged["error"].str.contains("TrainingDiverged: training diverged: loss nan").all()
+    assert (diverged["stopped_by"] == "failure").all() and healthy["stopped_by"].isna().all()
     assert (healthy["state"] == "COMPLETE").all() and healthy["test_acc"].notna().all()
     assert "FAIL      TrainingDiverged" in result.stdout  # the progress line names the reason too
     record("trial diverges (lr 1e30: NaN loss)", faults=len(diverged), lost=0, duplicated=0, recovery_s=0.0)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, ray_session):
     root = tmp_path_factory.mktemp("notebook")
-    path = write_study(root, "nb", trials=3, epochs=2)
+    path = write_study(root, "nb", trials=3, epochs=2, budget={"trial_epochs": 100})  # 3 trials come first
     assert main(["study", "launch", str(path), "--runs-dir", str(root / "runs")]) == 0
     return root / "runs"
 
@@ -28,7 +28,10 @@ def test_a_study_loads_by_name_and_its_table_is_the_one_trials_csv_holds(runs):
     on_disk = pd.read_csv(runs / "nb" / "trials.csv")
     assert study.name == "nb" and list(study.trials["trial"]) == list(on_disk["trial"]) == [0, 1, 2]
     assert list(study.trials["state"]) == list(on_disk["state"])
-    assert repr(study).startswith(f"Study('nb', {runs / 'nb'}: ") and repr(study).endswith(" of 3)")
+    assert repr(study).startswith(f"Study('nb', {runs / 'nb'}: ")
+    assert repr(study).endswith("; budget spent: 3/3 trials, 6/100 trial-epochs)")
+    assert study.budget == {"trials": {"limit": 3, "spent": 3, "left": 0},
+                            "trial_epochs": {"limit": 100, "spent": 6, "left": 94}}
     assert Study.load(runs / "nb").folder == study.folder  # by folder too
 
 

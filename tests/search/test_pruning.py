@@ -21,7 +21,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from analysis.pareto import hypervolume
 
-from msup.search.ledger import PRUNED_ATTR, release_ledgers
+from msup.search.ledger import PRUNED_ATTR, STOPPED_BY_ATTR, release_ledgers
 from msup.search.pruning import (
     PRUNERS,
     SHADOW_ATTR,
@@ -301,7 +301,8 @@ def test_a_weak_trial_is_stopped_and_the_decision_is_stored(storage: Storage) ->
     run_peers(storage, scheduler, [1.0, 1.0])
     weak = storage.new_trial()
     assert feed(scheduler, weak, WEAK) == [CONTINUE, STOP]  # epoch 1 is warm-up; judged from epoch 2
-    assert storage.main_trial(weak.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 2
+    attrs = storage.main_trial(weak.config["optuna_trial"]).user_attrs
+    assert attrs[PRUNED_ATTR] == 2 and attrs[STOPPED_BY_ATTR] == "pruner median: stopped at epoch 2"
     shadow = storage.shadow_of(weak)
     assert shadow.state == TrialState.PRUNED and shadow.last_step == 2
 
@@ -313,7 +314,10 @@ def test_size_aware_stops_larger_and_worse_but_keeps_small_and_worse(storage: St
     assert feed(scheduler, small, WEAK) == [CONTINUE] * EPOCHS
     assert feed(scheduler, large, WEAK) == [STOP]
     assert PRUNED_ATTR not in storage.main_trial(small.config["optuna_trial"]).user_attrs
-    assert storage.main_trial(large.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 1
+    attrs = storage.main_trial(large.config["optuna_trial"]).user_attrs
+    assert attrs[PRUNED_ATTR] == 1
+    assert attrs[STOPPED_BY_ATTR] == ("pruner size_aware: accuracy 0.2000 at epoch 1 below the 50th percentile (0.5000) "
+                                      "of 3 no larger trials")  # the two peers and the small trial, now complete
 
 
 def test_mo_asha_acts_before_any_trial_has_finished(storage: Storage) -> None:
@@ -322,7 +326,9 @@ def test_mo_asha_acts_before_any_trial_has_finished(storage: Storage) -> None:
     assert feed(scheduler, first, GOOD[:1]) == [CONTINUE]  # alone at rung 1
     assert feed(scheduler, small, [0.45]) == [CONTINUE]  # half the size, nearly as accurate: first on the front
     assert feed(scheduler, dominated, WEAK[:1]) == [STOP]  # larger and worse than both, which still run
-    assert storage.main_trial(dominated.config["optuna_trial"]).user_attrs[PRUNED_ATTR] == 1
+    attrs = storage.main_trial(dominated.config["optuna_trial"]).user_attrs
+    assert attrs[PRUNED_ATTR] == 1
+    assert attrs[STOPPED_BY_ATTR] == "pruner mo_asha: not in the best 1/2 of 3 trials at the rung of epoch 1"
     assert storage.main().user_attrs == {} and not storage.main_trial(0).user_attrs.get(SHADOW_ATTR)
 
 

@@ -97,6 +97,7 @@ def test_a_size_budget_rejects_configurations_before_training(tmp_path):
     rejected, trained = table[table["state"] == "REJECTED"], table[table["state"] != "REJECTED"]
     assert len(rejected) >= 1 and (rejected["size_entropy_mib"] > 0.006).all()
     assert rejected["rejected"].str.fullmatch(r"size 0\.\d+ MiB over the budget 0\.006 MiB").all()
+    assert (rejected["stopped_by"] == "size_budget").all()
     assert rejected["epochs"].eq(0).all()
     assert (trained["size_entropy_mib"] <= 0.006).all() and len(trained) == budget
     for number in rejected["trial"]:
