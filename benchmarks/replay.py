@@ -70,6 +70,9 @@ MO_ASHA = {"name": "mo_asha", "grace": 1, "eta": 3}
 ARMS: dict[str, dict[str, Any] | None] = {
     "none": {"name": "none"},
     "size_aware": None,  # the study file's own pruner
+    # the size-aware rule with its min_gain test, as the digits study shipped it before its compute budget
+    "size_aware_gain": {"name": "size_aware", "n_startup_trials": 3, "n_warmup_steps": 2, "min_gain": 0.004,
+                        "percentile": 50, "min_peers": 3},
     "mo_asha": {**MO_ASHA, "tie_break": "hypervolume", "min_accuracy": 0.2},  # search_efficiency.py's
     "mo_asha_eps": {**MO_ASHA, "tie_break": "epsilon_net", "min_accuracy": 0.2},
     "mo_asha_crowding": {**MO_ASHA, "tie_break": "crowding", "min_accuracy": 0.2},
@@ -79,7 +82,7 @@ ARMS: dict[str, dict[str, Any] | None] = {
     "floor2": {"name": "none"},
     "oracle": {"name": "none"},
 }
-PRUNERS = ("none", "size_aware", "mo_asha", "mo_asha_eps", "mo_asha_crowding", "moasha", "asha")
+PRUNERS = ("none", "size_aware", "size_aware_gain", "mo_asha", "mo_asha_eps", "mo_asha_crowding", "moasha", "asha")
 VIEWS = {"same": PRUNERS, "trials": PRUNERS, "compute": tuple(ARMS)}
 
 
