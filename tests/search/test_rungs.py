@@ -152,8 +152,8 @@ def test_mo_asha_decides_from_the_ledger_with_running_and_stopped_trials_as_peer
         ledger.record_epoch(record, 1, curve[0], final=False)
         decisions.append(pruner.decide_from(ledger, record, 1, curve[0], epochs=4))
     # first at the rung goes on; the second is dominated (1 of ceil(2/2)=1 ahead); the third dominates both
-    assert decisions == [False, True, False]
-    assert not pruner.decide_from(ledger, records[0][0], 2, 0.85, epochs=4)  # epoch 2 is no rung at eta 2
+    assert decisions == [None, "not in the best 1/2 of 2 trials at the rung of epoch 1", None]
+    assert pruner.decide_from(ledger, records[0][0], 2, 0.85, epochs=4) is None  # epoch 2 is no rung at eta 2
     study.tell(records[1][0].number, state=TrialState.PRUNED)
     rebuilt = StudyLedger(study, "size_entropy_mib")  # a restarted driver sees the same rung
     assert rebuilt.reached[1] == ledger.reached[1]
