@@ -10,7 +10,7 @@ import pytest
 import studykit
 import yaml
 from optuna.trial import TrialState
-from studykit import sqlite_url, spent_trial_epochs, write_study
+from studykit import spent_trial_epochs, sqlite_url, write_study
 
 from msup.cli import main
 from msup.errors import InputError
