@@ -11,8 +11,9 @@ A study file may set, beside ``trials:`` (whichever is reached first ends sampli
 Everything spent is counted from what the Optuna storage holds (a trial's
 ``curve.<epoch>`` attributes, its ``train_s``, the study's ``driver_s``), so a
 resumed driver continues with what is left; a driver that dies loses none of
-the trials' spend, and at most the last 10 s of its clock. Work a trial redoes after a crash is not charged: only epochs beyond
-the highest it had reported count.
+the trials' spend, and at most the last 10 s of its clock. Work a trial redoes
+after a crash is not charged: only epochs beyond the highest it had reported
+count.
 
 The policy, per kind:
 

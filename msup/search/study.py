@@ -169,7 +169,8 @@ def status(folder: Folder) -> dict[str, Any]:
     table = trials_table(study, config.accuracy)
     front = sorted(study.best_trials, key=lambda t: t.values[1])
     elapsed = (max(ends) - min(starts)).total_seconds() if starts else 0.0
-    budget = budget_progress(study, config)
+    done = _finished(study, config)
+    budget = budget_progress(study, config, done)
     used = fraction_used(budget)
     return {
         "study": config.name,
@@ -177,7 +178,7 @@ def status(folder: Folder) -> dict[str, Any]:
         "trials": config.trials,
         "budget": budget,
         "counts": _counts(study, with_running=True),
-        "done": _finished(study, config),  # trials of the budget used
+        "done": done,  # trials of the budget used
         "elapsed_s": elapsed,
         "eta_s": elapsed * (1 - used) / used if 0 < used < 1 else None,
         **_driver_fields(folder, storage_url),
@@ -225,10 +226,11 @@ def list_studies(runs: str | Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def budget_progress(study: optuna.Study, config: StudyConfig) -> dict[str, dict[str, float]]:
-    """Each limit of the study (trials, compute) with what is spent and left, as its storage has it (one read)."""
+def budget_progress(study: optuna.Study, config: StudyConfig, done: int | None = None) -> dict[str, dict[str, float]]:
+    """Each limit of the study (trials, compute) with what is spent and left, as its storage has it; ``done``:
+    the trials of the budget used, where the caller counted them already."""
     spent = config.budget_account(StudyLedger(study, config.size)).spent()
-    return progress(config.budget, config.trials, _finished(study, config), spent)
+    return progress(config.budget, config.trials, _finished(study, config) if done is None else done, spent)
 
 
 # --- internals ---------------------------------------------------------------------------
