@@ -83,11 +83,12 @@ def main() -> None:
         print("|---|---:|")
         for code in ("entropy", "unary"):
             encoded = [encode_levels(lv, coats, code) for lv in levels]
-            encode_s = median_seconds(lambda: [encode_levels(lv, coats, code) for lv in levels], args.repeats)
-            decode_s = median_seconds(lambda: [decode_levels(e) for e in encoded], args.repeats)
+            encode_s = median_seconds(lambda code=code: [encode_levels(lv, coats, code) for lv in levels], args.repeats)
+            decode_s = median_seconds(lambda encoded=encoded: [decode_levels(e) for e in encoded], args.repeats)
             print(f"| encode all levels, {code} | {encode_s:.2f} |")
             print(f"| decode all levels, {code} | {decode_s:.2f} |")
-        print(f"| save_model (entropy; levels cached) | {median_seconds(lambda: save_model(model, spec, path), args.repeats):.2f} |")
+        save_s = median_seconds(lambda: save_model(model, spec, path), args.repeats)
+        print(f"| save_model (entropy; levels cached) | {save_s:.2f} |")
         print(f"| load_model (check, decode, rebuild from seed) | {median_seconds(lambda: load_model(path), args.repeats):.2f} |")
 
 

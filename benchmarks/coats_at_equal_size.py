@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from msup.config import load_config
-from msup.search.space import sparsities_from
+from msup.search.config.space import sparsities_from
 from msup.sizes import Inventory, inventory, model_size
 from msup.train import train
 

@@ -14,10 +14,10 @@ from optuna.samplers import BaseSampler
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
-from msup.search.pruning import PruningScheduler
-from msup.search.searcher import StudySearcher
-from msup.search.storage import load_or_create, open_storage
-from msup.search.study_config import StudyConfig
+from msup.search.config.study import StudyConfig
+from msup.search.execution.scheduler import PruningScheduler
+from msup.search.execution.searcher import StudySearcher
+from msup.search.state.storage import load_or_create, open_storage
 
 
 @dataclass

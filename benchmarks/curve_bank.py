@@ -117,7 +117,7 @@ def _start_worker(study_path: str) -> None:
     global _STUDY
     import torch
 
-    from msup.search.study_config import load_study_config
+    from msup.search.config.preflight import load_study_config
 
     torch.set_num_threads(1)
     _STUDY = load_study_config(study_path)
@@ -127,7 +127,7 @@ def train_run(job: tuple[int, int, dict[str, Any]]) -> dict[str, Any]:
     """Train one configuration to its full epochs; a failure (diverged loss) is a row with its ``error``."""
     from msup.artifact import save_model
     from msup.errors import InputError, RunError
-    from msup.search.sizing import SizeCache
+    from msup.sizes import SizeCache
     from msup.train import Trainer
 
     index, seed, values = job
@@ -168,7 +168,7 @@ def provenance() -> dict[str, str]:
 
 def record(study_path: Path, out: Path, count: int, seeds_every: int, workers: int, piece: int, seed: int) -> int:
     """Train every run of the bank not yet in ``out``; returns how many were trained now."""
-    from msup.search.study_config import load_study_config
+    from msup.search.config.preflight import load_study_config
 
     config = load_study_config(study_path)
     values = sobol_values(config.space, count, seed)

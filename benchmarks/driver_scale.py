@@ -40,11 +40,14 @@ from typing import Any
 
 import optuna
 from controller import Controller
+from markdown_table import markdown_table
 from optuna.samplers import BaseSampler
 
-from msup.search.ledger import release_ledgers
-from msup.search.storage import load_or_create, open_storage
-from msup.search.study_config import StudyConfig, build_sampler, load_study_config
+from msup.search.config.preflight import load_study_config
+from msup.search.config.study import StudyConfig
+from msup.search.sampling.factory import build_sampler, study_sampler
+from msup.search.state.ledger import release_ledgers
+from msup.search.state.storage import load_or_create, open_storage
 
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "digits.yaml"
 WINDOWS = (0, 100, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000)
@@ -211,7 +214,7 @@ def ray_run(trials: int, epochs: int, epoch_s: float, concurrency: int, sampler_
     import ray
     from ray import tune
 
-    from msup.search.runner import start_tuner
+    from msup.search.execution.runner import start_tuner
 
     config = study_of(trials, f"ray-scale-{int(time.time())}")
     train = {**config.train, "optim": {**config.train.get("optim", {}), "epochs": epochs}}
@@ -220,7 +223,7 @@ def ray_run(trials: int, epochs: int, epoch_s: float, concurrency: int, sampler_
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
         url = f"sqlite:///{folder / 'optuna.db'}"
-        load_or_create(open_storage(url), config.name, [config.accuracy, config.size], config.build_sampler())
+        load_or_create(open_storage(url), config.name, [config.accuracy, config.size], study_sampler(config))
         start = time.perf_counter()
         start_tuner(config, folder, "run-1", url, None, trials, trainable=tune.with_parameters(synthetic_trial, epoch_s=epoch_s))
         wall_s = time.perf_counter() - start
@@ -236,14 +239,12 @@ def ray_run(trials: int, epochs: int, epoch_s: float, concurrency: int, sampler_
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| trials | suggest ms | sampler | Optuna's ask | msup's suggest | epoch report ms "
-             "| completion ms | Optuna's tell | msup's completion |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['trials']} | {r['suggest_ms']:.2f} | {r['sampler_ms']:.2f} | {r['optuna_ask_ms']:.2f} "
-                     f"| {r['msup_suggest_ms']:.2f} | {r['report_ms']:.3f} | {r['complete_ms']:.2f} "
-                     f"| {r['optuna_tell_ms']:.2f} | {r['msup_complete_ms']:.2f} |")
-    return "\n".join(lines)
+    header = ["trials", "suggest ms", "sampler", "Optuna's ask", "msup's suggest", "epoch report ms", "completion ms",
+              "Optuna's tell", "msup's completion"]
+    cells = [[r["trials"], f"{r['suggest_ms']:.2f}", f"{r['sampler_ms']:.2f}", f"{r['optuna_ask_ms']:.2f}",
+              f"{r['msup_suggest_ms']:.2f}", f"{r['report_ms']:.3f}", f"{r['complete_ms']:.2f}",
+              f"{r['optuna_tell_ms']:.2f}", f"{r['msup_complete_ms']:.2f}"] for r in rows]
+    return markdown_table(header, cells, [False] + [True] * 8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

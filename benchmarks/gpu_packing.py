@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from markdown_table import markdown_table
+
 CIFAR10_TRAIN_IMAGES = 40_000  # 50,000 less the 20% validation split
 SPARSITIES = [0.7, 0.9212, 0.9685]
 
@@ -81,18 +83,18 @@ def measure(model: str, k: int, amp: bool, channels_last: bool, batch_size: int,
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| model | trials per GPU | AMP | channels_last | epoch s (per trial) | images/s (all) "
-             "| CIFAR-10 epoch s | peak MiB per trial |", "|---|---:|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['trials_per_gpu']} | {'on' if r['amp'] else 'off'} "
-                     f"| {'on' if r['channels_last'] else 'off'} | {r['epoch_s']:.2f} | {r['images_per_s']:.0f} "
-                     f"| {r['cifar10_epoch_s']:.1f} | {r['peak_mib_per_trial']:.0f} |")
-    return "\n".join(lines)
+    header = ["model", "trials per GPU", "AMP", "channels_last", "epoch s (per trial)", "images/s (all)",
+              "CIFAR-10 epoch s", "peak MiB per trial"]
+    cells = [[r["model"], r["trials_per_gpu"], "on" if r["amp"] else "off", "on" if r["channels_last"] else "off",
+              f"{r['epoch_s']:.2f}", f"{r['images_per_s']:.0f}", f"{r['cifar10_epoch_s']:.1f}",
+              f"{r['peak_mib_per_trial']:.0f}"] for r in rows]
+    return markdown_table(header, cells, [False, True, False, False, True, True, True, True])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true", help="CPU, the MLP (a conv net takes minutes there), k = 1 and 2, AMP off: checks the script")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="CPU, the MLP (a conv net takes minutes there), k = 1 and 2, AMP off: checks the script")
     parser.add_argument("--models", nargs="+", default=["conv6", "resnet18"])
     parser.add_argument("--packing", nargs="+", type=int, default=[1, 2, 4, 8])
     parser.add_argument("--batch-size", type=int, default=128)

@@ -54,7 +54,9 @@ def load_reference(path: Path) -> ModuleType:
     return module
 
 
-def reference_weight(ref: ModuleType, scores: torch.Tensor, weight: torch.Tensor, sparsities: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_weight(
+    ref: ModuleType, scores: torch.Tensor, weight: torch.Tensor, sparsities: Sequence[float],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The authors' layer: thresholds from their percentile, one straight-through step per coat."""
     with torch.no_grad():
         thresholds = ref.percentile(scores.abs(), np.array(sparsities))

@@ -249,8 +249,8 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
     """One study of ``arm``; returns a row per trial and the totals (epochs, simulated seconds, CPU seconds)."""
     from controller import Controller
 
-    from msup.search.ledger import release_ledgers
-    from msup.search.pruning import parse_pruner
+    from msup.search.pruning.rules import parse_pruner
+    from msup.search.state.ledger import release_ledgers
 
     pruner = ARMS[arm] or config.pruner.raw
     space = AnsweringSpace(answers)
@@ -337,7 +337,7 @@ def replay_seed(task: tuple[str, str, int, str, str, list[str], str]) -> pd.Data
     view, study_path, seed, bank_path, mode, arms, half = task
     import optuna
 
-    from msup.search.study_config import load_study_config
+    from msup.search.config.preflight import load_study_config
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     config = replayed_study(load_study_config(study_path))

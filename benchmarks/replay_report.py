@@ -12,7 +12,7 @@
   compute grows, hypervolume at 25/50/100 % of the budget, and the compute each
   arm needs to reach ``none``'s final hypervolume (and 95 % of it) per seed.
 
-Hypervolume is `analysis.pareto`'s (accuracy x decades of size up to the dense
+Hypervolume is `msup.analysis.pareto`'s (accuracy x decades of size up to the dense
 size), with the accuracy reference at 0 and at chance (1 / classes). Figures
 are interquartile means over seeds with 95 % bootstrap intervals.
 
@@ -33,7 +33,7 @@ from curve_bank import load_bank
 from replay import ROOT, BankAnswers, bank_half, features, fit_forest, replayed_study
 from scipy.stats import trim_mean
 
-from analysis.pareto import hypervolume, pareto_mask
+from msup.analysis.pareto import hypervolume, pareto_mask
 
 TOLERANCES = (1.0, 0.995, 0.99, 0.98, 0.95)
 GRID = np.geomspace(0.02, 1.0, 40)  # compute as a fraction of none's
@@ -254,7 +254,7 @@ def load_replays(folder: Path, view: str) -> pd.DataFrame:
 
 def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Path | None,
            real: Sequence[Path] = ()) -> str:
-    from msup.search.study_config import load_study_config
+    from msup.search.config.preflight import load_study_config
 
     config = replayed_study(load_study_config(study))
     bank = bank_half(load_bank(bank_folder), half)

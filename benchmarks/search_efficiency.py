@@ -25,7 +25,7 @@ For each run: trial-epochs trained, wall time, the hypervolume of the front the
 Optuna study reports (its COMPLETE trials), how many of that front's points
 were stopped early, and the hypervolume of that same front once every point is
 trained for the full budget (under-trained points are retrained without Ray;
-fully trained points keep their value). Hypervolume is `analysis.pareto`'s:
+fully trained points keep their value). Hypervolume is `msup.analysis.pareto`'s:
 accuracy x decades of size, reference (accuracy 0, the network's dense fp32
 size), so every run of every arm is measured against the same box.
 
@@ -56,15 +56,18 @@ from typing import Any
 import optuna
 import torch
 import yaml
+from markdown_table import markdown_table
 from ray.tune import Callback
 
-from analysis.pareto import hypervolume
-from msup.search.pruning import PrunerSpec, parse_pruner
-from msup.search.ledger import curve_of
-from msup.search.ledger import VALUES_ATTR
-from msup.search.sizing import SizeCache
-from msup.search.storage import default_storage_url, open_storage
-from msup.search.study_config import StudyConfig, build_sampler, load_study_config
+from msup.analysis.pareto import hypervolume
+from msup.search.config.preflight import load_study_config
+from msup.search.config.study import StudyConfig
+from msup.search.pruning.rules import PrunerSpec, parse_pruner
+from msup.search.sampling.factory import build_sampler
+from msup.search.state.keys import VALUES_ATTR
+from msup.search.state.ledger import curve_of
+from msup.search.state.storage import default_storage_url, open_storage
+from msup.sizes import SizeCache
 from msup.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +133,7 @@ def arm_config(
 
 def run_msup(config: StudyConfig, folder: Path) -> tuple[list[Point], int, float]:
     """A normal msup study; returns its reported front, trial-epochs and wall time."""
-    from msup.search.study import launch
+    from msup.search.driver import launch
 
     start = time.perf_counter()
     with open(folder / f"{config.name}.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
@@ -169,7 +172,7 @@ def run_asha(config: StudyConfig, folder: Path) -> tuple[list[Point], int, float
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from msup.search.trainable import run_trial
+    from msup.search.execution.trainable import run_trial
 
     epochs = int(config.train["optim"]["epochs"])
     storage_url = f"sqlite:///{folder / config.name}.db"
@@ -285,11 +288,9 @@ COLUMNS = {
 
 
 def markdown(table: dict[str, dict[str, list[float]]]) -> str:
-    lines = ["| arm | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for arm, row in table.items():
-        cells = [_mean_spread(row.get(column, []), spec) for column, spec in COLUMNS.items()]
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[arm, *(_mean_spread(row.get(column, []), spec) for column, spec in COLUMNS.items())]
+            for arm, row in table.items()]
+    return markdown_table(["arm", *COLUMNS], rows)
 
 
 def _mean_spread(values: Sequence[float], spec: str) -> str:
@@ -314,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mo_asha = {**MO_ASHA, **{k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.mo_asha)}}
 
-    from msup.search.runner import connect
+    from msup.search.execution.runner import connect
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)  # retraining runs beside nothing else, like one trial on one CPU

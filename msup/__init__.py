@@ -1,6 +1,8 @@
 """msup: multicoated supermasks and a search for their accuracy/size trade-off."""
 
-__version__ = "0.1.0"
+from msup.version import __version__
+
+__all__ = ["Study", "__version__"]
 
 
 def __getattr__(name: str) -> object:

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from msup import __version__
 from msup.artifact_format import (
     DTYPE_NAMES,
     DTYPES,
@@ -43,12 +42,13 @@ from msup.artifact_format import (
     frame,
     parse_model_file,
 )
-from msup.codec import EncodedLevels, check_code, decode_levels, encode_levels
 from msup.coats import level_counts
+from msup.codec import EncodedLevels, check_code, decode_levels, encode_levels
 from msup.errors import InputError
 from msup.layers import SupermaskMixin, supermask_layers
 from msup.models import ModelSpec
 from msup.sizes import inventory, model_size
+from msup.version import __version__
 
 __all__ = [
     "ArtifactSummary", "LayerSummary", "TensorSummary",
@@ -175,9 +175,16 @@ def _batchnorms(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._Batch
 
 def _fold(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-channel ``scale`` and ``shift`` an affine BatchNorm applies in eval mode, in float64 then cast."""
-    var, mean = bn.running_var.double(), bn.running_mean.double()
+    mean, var = (stat.double() for stat in _running_stats(bn))
     scale = bn.weight.detach().double() / torch.sqrt(var + bn.eps)
     return scale.float(), (bn.bias.detach().double() - scale * mean).float()
+
+
+def _running_stats(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """A BatchNorm's running mean and variance (every BatchNorm of msup's models keeps them)."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise InputError(f"{type(bn).__name__} without running statistics: nothing to fold")
+    return bn.running_mean, bn.running_var
 
 
 def _unfold(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
@@ -187,8 +194,9 @@ def _unfold(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
             if bn.affine and f"{name}.scale" in tensors:
                 bn.weight.copy_(tensors.pop(f"{name}.scale").float())
                 bn.bias.copy_(tensors.pop(f"{name}.shift").float())
-                bn.running_mean.zero_()
-                bn.running_var.fill_(1.0 - bn.eps)  # in float32, (1 - eps) + eps rounds to exactly 1
+                mean, var = _running_stats(bn)
+                mean.zero_()
+                var.fill_(1.0 - bn.eps)  # in float32, (1 - eps) + eps rounds to exactly 1
 
 
 def _require_little_endian() -> None:
@@ -269,7 +277,9 @@ def _check_architecture(summary: ArtifactSummary) -> None:
     )
 
 
-def _compare(kind: str, expected: list[tuple[str, tuple[int, ...]]], found: list[tuple[str, tuple[int, ...]]], model: str) -> None:
+def _compare(
+    kind: str, expected: list[tuple[str, tuple[int, ...]]], found: list[tuple[str, tuple[int, ...]]], model: str,
+) -> None:
     for i, (want, got) in enumerate(zip(expected, found)):
         if want != got:
             raise InputError(f"header {kind} {i} is {got[0]} {list(got[1])}, but {model} has {want[0]} {list(want[1])}")

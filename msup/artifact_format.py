@@ -29,12 +29,12 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
-from msup.codec import CODES, EncodedLevels, entropy_bits
 from msup.coats import level_counts
+from msup.codec import CODES, EncodedLevels, entropy_bits
 from msup.errors import InputError
 from msup.models import ModelSpec
 
@@ -262,7 +262,8 @@ def _summarize(header: dict[str, Any], file_bytes: int, header_bytes: int) -> Ar
     layers = tuple(_layer(entry, spec, f"layers[{i}]") for i, entry in enumerate(_field(header, "layers", list, "header")))
     tensors = tuple(_tensor(entry, f"tensors[{i}]") for i, entry in enumerate(_field(header, "tensors", list, "header")))
     sizes = _field(header, "reference_sizes", dict, "header")
-    paper, entropy, dense = (float(_field(sizes, key, (int, float), "reference_sizes")) for key in ("paper_mib", "entropy_mib", "dense_mib"))
+    paper, entropy, dense = (float(_field(sizes, key, (int, float), "reference_sizes"))
+                             for key in ("paper_mib", "entropy_mib", "dense_mib"))
     batchnorm = _field(header, "batchnorm", str, "header") if header["format_version"] >= 2 else "exact"
     if batchnorm not in BATCHNORM_FORMS:
         raise InputError(f"malformed header: batchnorm={batchnorm!r} is not one of {', '.join(BATCHNORM_FORMS)}")
@@ -315,7 +316,7 @@ def _tensor(entry: Any, where: str) -> TensorSummary:
     return TensorSummary(_field(entry, "name", str, where), dtype, shape, nbytes)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from msup.errors import InputError
+from msup.errors import InputError, first_line
 from msup.models import ModelSpec
 
 FORMAT = "msup-checkpoint/1"
@@ -59,7 +59,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise InputError(f"{path} is not a readable msup checkpoint: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"{path} is not a readable msup checkpoint: {first_line(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise InputError(f"{path} is not an msup checkpoint (format {found!r}, expected {FORMAT!r})")

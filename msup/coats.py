@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -134,8 +135,8 @@ class CoatedWeight(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+    def forward(
+        ctx: Any,  # torch's FunctionCtx, which carries grad_scale for backward
         scores: torch.Tensor,
         weight: torch.Tensor,
         levels: torch.Tensor,
@@ -146,8 +147,8 @@ class CoatedWeight(torch.autograd.Function):
         return weight * levels
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad_output: torch.Tensor
+    def backward(
+        ctx: Any, grad_output: torch.Tensor
     ) -> tuple[torch.Tensor | None, None, None, None]:
         scores, weight = ctx.saved_tensors
         grad = grad_output * weight

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -59,10 +58,23 @@ from typing import Any
 import yaml
 
 from msup.coats import validate_sparsities
-from msup.data import DEFAULT_VAL_FRACTION, batch_size_problem, dataset_info, list_datasets, train_size
+from msup.data import (
+    DEFAULT_VAL_FRACTION,
+    batch_size_problem,
+    dataset_info,
+    list_datasets,
+    train_size,
+)
 from msup.errors import InputError
-from msup.layers import REFRESH_MODES, SCALE_INITS, SCORE_INITS, WEIGHT_INITS, MaskConfig
+from msup.layers import (
+    REFRESH_MODES,
+    SCALE_INITS,
+    SCORE_INITS,
+    WEIGHT_INITS,
+    MaskConfig,
+)
 from msup.models import ModelSpec, list_models
+from msup.safe_yaml import parse_yaml
 
 Check = Callable[[Any], str | None]  # a problem with an already type-checked value, or None
 DEVICES = ("auto", "cpu", "cuda")
@@ -164,7 +176,8 @@ class TrainConfig:
         if not isinstance(raw, Mapping):
             raise InputError(f"a training config must be a mapping of sections, got {type(raw).__name__}")
         problems = _unknown_keys(raw, SECTIONS, "")
-        sections, invalid = {}, set()
+        sections: dict[str, Any] = {}
+        invalid: set[str] = set()
         for name, section_type in SECTIONS.items():
             values = raw.get(name) or {}
             if not isinstance(values, Mapping):
@@ -197,8 +210,8 @@ class TrainConfig:
             return None
         m = self.mask
         return MaskConfig(
-            m.sparsities, m.weight_init, m.scale_init, m.init_scale, m.score_init,  # type: ignore[arg-type]
-            m.grad_normalize, m.refresh, self.runtime.seed,  # type: ignore[arg-type]
+            m.sparsities, m.weight_init, m.scale_init, m.init_scale, m.score_init,  # type: ignore[arg-type]  # checked
+            m.grad_normalize, m.refresh, self.runtime.seed,  # type: ignore[arg-type]  # against the layers' names
         )
 
     def model_spec(self) -> ModelSpec:
@@ -308,56 +321,6 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     if problems:
         raise InputError("\n".join(problems))
     return result
-
-
-# Aliases let a tiny document stand for an enormous tree ("billion laughs"); msup's files
-# are small, so a document that expands past this many nodes is refused before use.
-MAX_YAML_NODES = 100_000
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-4`` as a number and refuses documents whose aliases explode."""
-
-    def compose_document(self) -> yaml.Node:
-        node = super().compose_document()
-        if _expanded_nodes(node, {}) > MAX_YAML_NODES:
-            raise InputError(f"not valid YAML: its anchors and aliases expand to more than {MAX_YAML_NODES:,} values")
-        return node
-
-
-def _expanded_nodes(node: yaml.Node, counted: dict[int, int]) -> int:
-    """Nodes in ``node`` with every alias expanded; each shared node is visited once (a cycle counts as too many)."""
-    if id(node) in counted:
-        return counted[id(node)]
-    counted[id(node)] = MAX_YAML_NODES + 1  # seen again before it is finished: the document refers to itself
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.SequenceNode):
-        children = node.value
-    elif isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    counted[id(node)] = 1 + sum(_expanded_nodes(child, counted) for child in children)
-    return counted[id(node)]
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def parse_yaml(text: str) -> Any:
-    """Plain data from YAML text; `InputError` (one line, with the place) for anything else."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise InputError(f"not valid YAML: {exc.problem or exc.context}{where}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:
-        raise InputError("not valid YAML: nested too deeply") from None
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:

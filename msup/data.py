@@ -29,6 +29,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -242,7 +243,8 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     file takes 10 ms. ``load_digits`` remains the way in should a release move the file.
     """
     spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    shipped = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    locations = spec.submodule_search_locations if spec else None
+    shipped = Path(locations[0]) / "datasets" / "data" / "digits.csv.gz" if locations else None
     if shipped is None or not shipped.is_file():
         from sklearn.datasets import load_digits
 
@@ -252,10 +254,10 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
 
 
-def _cifar_tensors(dataset: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchvision's NHWC uint8 array and label list as NCHW uint8 and int64 tensors."""
-    images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()  # type: ignore[attr-defined]
-    return images, torch.tensor(dataset.targets, dtype=torch.long)  # type: ignore[attr-defined]
+def _cifar_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's NHWC uint8 array and label list (CIFAR10 or CIFAR100) as NCHW uint8 and int64 tensors."""
+    images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor(dataset.targets, dtype=torch.long)
 
 
 def _cifar_reader(name: str, verify: bool) -> type:

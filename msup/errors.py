@@ -33,10 +33,21 @@ def is_disk_full(exc: BaseException) -> bool:
 
     Some writers (pyarrow, SQLite) keep only the message, not the errno.
     """
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if any(text in str(exc) for text in ("No space left on device", "Disk quota exceeded", "database or disk is full")):
+        if any(text in str(current) for text in ("No space left on device", "Disk quota exceeded", "database or disk is full")):
             return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        current = current.__cause__ or current.__context__
     return False
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none): a reason for one line of output."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def last_line(exc: BaseException) -> str:
+    """The last line of an error's message (its type's name if it has none): where a traceback text says what failed."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[-1]

@@ -18,8 +18,15 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.common_types import _size_2_t
 
-from msup.coats import CoatedWeight, coat_levels, kept_counts, level_fractions, validate_sparsities
+from msup.coats import (
+    CoatedWeight,
+    coat_levels,
+    kept_counts,
+    level_fractions,
+    validate_sparsities,
+)
 from msup.errors import InputError
 
 WeightInit = Literal["signed_constant", "kaiming_normal"]
@@ -32,6 +39,8 @@ SCALE_INITS: tuple[str, ...] = ("density", "unscaled", "variance_preserving")
 SCORE_INITS: tuple[str, ...] = ("kaiming_normal", "kaiming_uniform")
 REFRESH_MODES: tuple[str, ...] = ("step", "forward")
 RELU_GAIN = math.sqrt(2.0)
+
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]  # what nn.Conv2d accepts
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,9 @@ class SupermaskMixin:
     sigma: float
 
     def _init_supermask(self, config: MaskConfig, name: str) -> None:
-        module: nn.Module = self  # type: ignore[assignment]
-        shape = module.weight.shape
-        dtype, device = module.weight.dtype, module.weight.device
+        module: nn.Module = self  # type: ignore[assignment]  # the mixin sits on an nn.Conv2d or nn.Linear
+        weight: torch.Tensor = module.weight  # type: ignore[assignment]  # a Parameter, not a submodule
+        shape, dtype, device = weight.shape, weight.dtype, weight.device
         del module.weight
         self.mask_config = config
         self.layer_name = name
@@ -174,7 +183,7 @@ class SupermaskMixin:
         return CoatedWeight.apply(self.scores, self.weight, self._current_levels(), grad_scale)
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:  # keep cached levels on the module's device
-        result = super()._apply(fn, recurse)  # type: ignore[misc]
+        result = super()._apply(fn, recurse)  # type: ignore[misc]  # the mixin's next base is an nn.Module
         if self._levels is not None:
             self._levels = fn(self._levels)
         return result
@@ -187,13 +196,13 @@ class MSupConv2d(SupermaskMixin, nn.Conv2d):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] | str = 0,
-        dilation: int | tuple[int, int] = 1,
+        kernel_size: _size_2_t,
+        stride: _size_2_t = 1,
+        padding: _size_2_t | str = 0,
+        dilation: _size_2_t = 1,
         groups: int = 1,
         bias: bool = False,
-        padding_mode: str = "zeros",
+        padding_mode: PaddingMode = "zeros",
         *,
         mask: MaskConfig,
         name: str = "conv",
@@ -276,8 +285,9 @@ def convert_to_supermask(
             continue
         if isinstance(layer, nn.Conv2d):
             new: nn.Module = MSupConv2d(
-                layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                layer.dilation, layer.groups, padding_mode=layer.padding_mode, mask=mask, name=name,
+                layer.in_channels, layer.out_channels, _pair(layer.kernel_size), _pair(layer.stride),
+                layer.padding if isinstance(layer.padding, str) else _pair(layer.padding), _pair(layer.dilation),
+                layer.groups, padding_mode=layer.padding_mode, mask=mask, name=name,
             )
         else:
             new = MSupLinear(layer.in_features, layer.out_features, mask=mask, name=name)
@@ -292,3 +302,8 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
+
+
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    """An nn.Conv2d size (always two numbers) as the type its constructor takes."""
+    return value[0], value[1]

@@ -132,7 +132,7 @@ class FolderBatches:
             pin_memory=device.type == "cuda",
             persistent_workers=num_workers > 0,
         )
-        self.num_samples = len(dataset)  # type: ignore[arg-type]
+        self.num_samples = len(dataset)  # type: ignore[arg-type]  # torch's Dataset declares no __len__; these have one
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -153,8 +153,8 @@ class Transformed(Dataset):
         self.transform = transform
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self.dataset)  # type: ignore[arg-type]  # as above
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image, label = self.dataset[index]
-        return self.transform(image), label  # type: ignore[operator]
+        return self.transform(image), label  # type: ignore[operator]  # torchvision's transforms are untyped

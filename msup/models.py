@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from msup.errors import InputError
@@ -127,7 +128,7 @@ class ModelSpec:
             return cls(
                 name=str(data["name"]),
                 num_classes=int(data["num_classes"]),
-                input_shape=tuple(int(d) for d in data["input_shape"]),  # type: ignore[arg-type]
+                input_shape=tuple(int(d) for d in data["input_shape"]),  # type: ignore[arg-type]  # (C, H, W), checked
                 mask=None if mask is None else MaskConfig(**{**mask, "sparsities": tuple(mask["sparsities"])}),
                 dense_first_last=bool(data.get("dense_first_last", False)),
                 bn_affine=bool(data.get("bn_affine", True)),
@@ -190,7 +191,7 @@ class ConvNet(nn.Module):
             nn.Linear(hidden, num_classes, bias=False),
         )
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
@@ -228,7 +229,7 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
             )
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
@@ -249,7 +250,7 @@ class CifarResNet18(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(512, num_classes, bias=False)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.pool(x).flatten(1))

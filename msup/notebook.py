@@ -9,7 +9,7 @@
     best = study.best(max_size_mib=0.01)    # the most accurate trial within a size
     model = study.model(best.trial)         # its network, decoded from its model file
 
-The table is the one `trials.csv` holds (`analysis.table`), built from the
+The table is the one `trials.csv` holds (`msup.analysis.table`), built from the
 storage at each access, so it is current while a driver runs.
 """
 
@@ -20,10 +20,10 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.files import Folder
-from analysis.table import SIZE_ENTROPY_MIB, VAL_ACC, validate_trials
+from msup.analysis.table import SIZE_ENTROPY_MIB, VAL_ACC, validate_trials
 from msup.errors import InputError
-from msup.search.layout import ARTIFACTS_DIR, artifact_name
+from msup.folder import Folder
+from msup.search.state.layout import ARTIFACTS_DIR, artifact_name
 
 if TYPE_CHECKING:
     import optuna
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import nn
 
-    from msup.search.study_config import StudyConfig
+    from msup.search.config.study import StudyConfig
 
 
 class Study:
@@ -41,9 +41,9 @@ class Study:
         self.folder, self.config, self._storage_url = folder, config, storage_url
 
     @classmethod
-    def load(cls, name_or_folder: str | PathLike[str], runs_dir: str | PathLike[str] | None = None) -> Study:
+    def load(cls, name_or_folder: str | PathLike[str], runs_dir: str | Path | None = None) -> Study:
         """The study of a name under ``runs_dir`` (default ``$MSUP_RUNS``, else ``runs``), a folder or a URI."""
-        from msup.search.storage import study_storage_url
+        from msup.search.state.storage import study_storage_url
         from msup.search.study import find_study_dir, load_study_folder
 
         folder = find_study_dir(str(name_or_folder), runs_dir)
@@ -57,7 +57,7 @@ class Study:
     @property
     def trials(self) -> pd.DataFrame:
         """Every trial, one row each, in trial order: the columns of `trials.csv`."""
-        from msup.search.results import trials_table
+        from msup.search.state.table import trials_table
 
         return trials_table(self._optuna_study(), self.config.accuracy)
 
@@ -70,13 +70,13 @@ class Study:
 
     def front(self, x: str = SIZE_ENTROPY_MIB, y: str = VAL_ACC) -> pd.DataFrame:
         """The Pareto front of the COMPLETE trials (accuracy ``y`` up, size ``x`` down), smallest first."""
-        from analysis.pareto import pareto_front
+        from msup.analysis.pareto import pareto_front
 
         return pareto_front(self._validated(), x, y)
 
     def plot(self, x: str = SIZE_ENTROPY_MIB, y: str = VAL_ACC) -> Figure:
         """The Pareto figure `msup pareto` draws, as a matplotlib figure."""
-        from analysis.plots import pareto_figure
+        from msup.analysis.plots import pareto_figure
 
         return pareto_figure(self._validated(), x, y, name=self.name)
 
@@ -107,16 +107,14 @@ class Study:
         table = self.trials
         counts = table["state"].value_counts().to_dict() if not table.empty else {}
         shown = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
-        from msup.search.budget import describe
+        from msup.search.state.account import describe
 
         return f"Study({self.name!r}, {self.folder.shown}: {shown or 'no trials'}; budget spent: {describe(self.budget)})"
 
     def _optuna_study(self) -> optuna.Study:
-        import optuna
+        from msup.search.state.storage import load_stored_study
 
-        from msup.search.storage import open_storage
-
-        return optuna.load_study(study_name=self.name, storage=open_storage(self._storage_url))
+        return load_stored_study(self._storage_url, self.name)
 
     def _validated(self) -> pd.DataFrame:
         table = self.trials

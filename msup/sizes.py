@@ -19,11 +19,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from msup.coats import kept_counts, level_counts, validate_sparsities
 from msup.layers import SupermaskMixin
+
+if TYPE_CHECKING:
+    from msup.config import TrainConfig
 
 BITS_PER_MIB = 8 * 1024**2
 FLOAT_BITS = 32
@@ -126,3 +130,26 @@ def model_size(inv: Inventory, sparsities: Sequence[float]) -> ModelSize:
         paper_bits_per_weight=paper_level_bits / n_total,
         entropy_bits_per_weight=entropy_level_bits / n_total,
     )
+
+
+class SizeCache:
+    """Paper / entropy / dense sizes per training config; one model build per architecture.
+
+    What a network stores does not depend on the coat settings, so the
+    inventory of each architecture is computed once and reused for every
+    sampled set of sparsities.
+    """
+
+    def __init__(self) -> None:
+        self._inventories: dict[tuple, Inventory] = {}
+
+    def sizes(self, config: TrainConfig) -> dict[str, float]:
+        spec = config.model_spec()
+        key = (spec.name, spec.num_classes, spec.input_shape, spec.dense_first_last, spec.bn_affine, spec.width,
+               spec.mask is None)
+        if key not in self._inventories:
+            self._inventories[key] = inventory(spec.build())
+        size = model_size(self._inventories[key], config.mask.sparsities)
+        if spec.mask is None:
+            return {"size_paper_mib": size.dense_mib, "size_entropy_mib": size.dense_mib, "dense_mib": size.dense_mib}
+        return {"size_paper_mib": size.paper_mib, "size_entropy_mib": size.entropy_mib, "dense_mib": size.dense_mib}

@@ -135,7 +135,7 @@ class Trainer:
             self.model = self.spec.build().to(self.device)
             if self.channels_last:
                 self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward: nn.Module = torch.compile(self.model) if rt.compile else self.model  # type: ignore[assignment]
+        self.forward: nn.Module = torch.compile(self.model) if rt.compile else self.model  # type: ignore[assignment]  # a wrapped Module
         self.optimizer = torch.optim.SGD(
             _param_groups(self.model, opt.weight_decay, opt.bn_weight_decay),
             lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov,

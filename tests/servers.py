@@ -34,7 +34,7 @@ S3_SETTINGS = {  # what a user sets for MinIO, Ceph or another S3 service; moto 
 def postgres_url() -> str:
     """The test server's URL, or a skip that says why there is none."""
     from msup.errors import InputError
-    from msup.search.storage import open_storage
+    from msup.search.state.storage import open_storage
 
     url = os.environ.get(POSTGRES_ENV)
     if not url:

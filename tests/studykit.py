@@ -27,9 +27,9 @@ import sessions
 import yaml
 from sessions import kill_group
 
-from analysis.files import Folder
-from analysis.table import load_trials as read_table
-from msup.search.ledger import curve_of
+from msup.analysis.table import load_trials as read_table
+from msup.folder import Folder
+from msup.search.state.ledger import curve_of
 
 MSUP = str(Path(sys.executable).parent / "msup")
 SPACE = {
@@ -119,7 +119,9 @@ class Driver:
         return self.log.read_text(errors="replace")
 
 
-def run_msup(args: Sequence[str], env: dict[str, str], timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_msup(
+    args: Sequence[str], env: dict[str, str], timeout: float = 300, cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run `msup ARGS` to its end in a session of its own; whatever it leaves running is killed."""
     return sessions.run([MSUP, *args], timeout, env=env, cwd=cwd)
 

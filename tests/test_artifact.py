@@ -10,8 +10,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from msup.artifact import artifact_size_bytes, load_model, model_file_bytes, read_summary, save_model
-from msup.artifact_format import DIGEST_BYTES, FORMAT_VERSION, LENGTH, MAGIC, frame, parse_model_file
+from msup.artifact import (
+    artifact_size_bytes,
+    load_model,
+    model_file_bytes,
+    read_summary,
+    save_model,
+)
+from msup.artifact_format import (
+    DIGEST_BYTES,
+    FORMAT_VERSION,
+    LENGTH,
+    MAGIC,
+    frame,
+    parse_model_file,
+)
 from msup.coats import level_counts
 from msup.errors import InputError
 from msup.layers import MaskConfig, supermask_layers

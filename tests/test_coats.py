@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from msup.coats import CoatedWeight, coat_levels, kept_counts, level_counts, level_fractions, validate_sparsities
+from msup.coats import (
+    CoatedWeight,
+    coat_levels,
+    kept_counts,
+    level_counts,
+    level_fractions,
+    validate_sparsities,
+)
 from msup.errors import InputError
 
 

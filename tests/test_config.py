@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from msup.config import TrainConfig, apply_overrides, load_config, parse_yaml
+from msup.config import TrainConfig, apply_overrides, load_config
 from msup.errors import InputError
+from msup.safe_yaml import parse_yaml
 
 SHIPPED = sorted((Path(__file__).parents[1] / "studies" / "train").glob("*.yaml"))
 

@@ -6,7 +6,14 @@ import torchvision
 from torch import nn
 
 from msup.errors import InputError
-from msup.layers import MaskConfig, MSupConv2d, MSupLinear, convert_to_supermask, refresh_levels, supermask_layers
+from msup.layers import (
+    MaskConfig,
+    MSupConv2d,
+    MSupLinear,
+    convert_to_supermask,
+    refresh_levels,
+    supermask_layers,
+)
 
 
 def test_frozen_weights_are_reproducible_from_the_seed():

@@ -67,7 +67,7 @@ def test_equal_compute_gives_every_arm_nones_compute_and_the_oracle_only_trains_
 
 
 def test_snapping_answers_a_bank_configuration_with_itself(bank):
-    from msup.search.study_config import load_study_config
+    from msup.search.config.preflight import load_study_config
 
     answers = BankAnswers(load_study_config(STUDY).space, bank)
     values = answers.runs["values"].iloc[5]
@@ -86,7 +86,8 @@ def test_the_report_has_both_views_with_floor_and_oracle(same, tmp_path):
     text = report(STUDY, tmp_path, small, "all", tmp_path / "figures")
     for arm in ("| none |", "| size_aware |", "| floor1 |", "| floor2 |", "| oracle g=1 99% |", "| oracle g=0 100% |"):
         assert arm in text
-    assert "Answered by: nearest. Distance to the nearest bank configuration" in text and (tmp_path / "figures" / "replay-digits-same.png").stat().st_size
+    assert "Answered by: nearest. Distance to the nearest bank configuration" in text
+    assert (tmp_path / "figures" / "replay-digits-same.png").stat().st_size
 
 
 @pytest.mark.slow
@@ -107,7 +108,7 @@ def test_the_bank_recorder_trains_sobol_draws_and_resumes_without_training_again
     assert len(list((tmp_path / "bank").glob("part-*.parquet"))) == 4
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert "0 runs to train (7 in the bank)" in again.stdout
-    from msup.search.study_config import load_study_config
+    from msup.search.config.preflight import load_study_config
 
     drawn = sobol_values(load_study_config(path).space, 3)
     assert [v for v in bank[bank["seed"] == 0]["values"]] == [json_round(v) for v in drawn]
@@ -121,7 +122,7 @@ def json_round(values: dict) -> dict:
 
 
 def test_the_forest_keeps_the_sampled_values_and_predicts_bank_curves_closely(bank):
-    from msup.search.study_config import load_study_config
+    from msup.search.config.preflight import load_study_config
 
     space = load_study_config(STUDY).space
     answers = BankAnswers(space, bank[bank["config"] < 600], "forest")

@@ -7,12 +7,14 @@ the handler it installs returns the process exit code.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from analysis.files import FolderError
 from msup import failpoints
-from msup.errors import InputError, Preempted, RunError, is_disk_full
+from msup.errors import InputError, Preempted, RunError, is_disk_full, last_line
+from msup.folder import FolderError
 
 # 143 = 128 + SIGTERM: what a scheduler expects of a job that stopped on a preemption notice.
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT, EXIT_PREEMPTED = 0, 1, 2, 143
@@ -21,7 +23,7 @@ EXIT_OK, EXIT_RUNTIME, EXIT_INPUT, EXIT_PREEMPTED = 0, 1, 2, 143
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors on one line with exit code 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message}\n")
 
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run `msup COMMAND --help` for each command."
         ),
     )
-    from msup import __version__
+    from msup.version import __version__
 
     parser.add_argument("--version", action="version", version=f"msup {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
@@ -45,8 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stdout(logging.Handler):
+    """Writes to whatever ``sys.stdout`` is when a message comes (a test's capture, a redirected stream)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:  # logging's rule: a failing handler must not raise into the code that logged
+            self.handleError(record)
+
+
+def show_library_messages() -> None:
+    """msup's library logs (logger ``msup``); the command line shows its messages at INFO and above, as written."""
+    logger = logging.getLogger("msup")
+    if not any(isinstance(handler, _Stdout) for handler in logger.handlers):
+        handler = _Stdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_library_messages()
     try:
         failpoints.check()
         return int(args.run(args) or EXIT_OK)
@@ -62,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not is_disk_full(exc):
             raise
-        print(f"msup: failed: disk full ({str(exc).strip().splitlines()[-1]}); free space, then run the command again",
+        print(f"msup: failed: disk full ({last_line(exc)}); free space, then run the command again",
               file=sys.stderr)
         return EXIT_RUNTIME
     except KeyboardInterrupt:

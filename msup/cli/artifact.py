@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from msup.artifact_format import ArtifactSummary, LayerSummary
+if TYPE_CHECKING:  # the format module imports torch: a command line that only builds its parser must not
+    from msup.artifact_format import ArtifactSummary, LayerSummary
 
 
 def register(commands: argparse._SubParsersAction) -> None:

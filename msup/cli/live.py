@@ -20,7 +20,7 @@ _CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
 
 def render(info: Mapping[str, Any]) -> str:
     """One frame: progress against the budget (each limit), counts, time, running trials and the top of the front."""
-    from msup.search.budget import describe, fraction_used
+    from msup.search.state.account import describe, fraction_used
 
     used = fraction_used(info["budget"])  # the limit nearest its end sets the bar and the ETA
     filled = min(BAR_WIDTH, round(BAR_WIDTH * used))

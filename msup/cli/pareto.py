@@ -1,16 +1,16 @@
 """`msup pareto`: Pareto front, hypervolume and figures of studies.
 
-The command lives in `analysis.report` (which must not import msup or torch,
-so it also runs as ``python -m analysis.pareto``); this module only registers it
-and turns its `TableError` into msup's one-line input error (exit code 2).
+The command lives in `msup.analysis.command` (torch-free, so it also runs as
+``python -m analysis.pareto``); this module only registers it and turns its
+`TableError` into msup's one-line input error (exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from analysis.report import DESCRIPTION, HELP, add_arguments, run
-from analysis.table import TableError
+from msup.analysis.command import DESCRIPTION, HELP, add_arguments, run
+from msup.analysis.table import TableError
 from msup.errors import InputError
 
 

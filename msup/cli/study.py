@@ -6,8 +6,12 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-DEFAULT_STUDY = Path(__file__).resolve().parents[2] / "studies" / "digits.yaml"
+if TYPE_CHECKING:
+    from msup.search.driver import StudyOutcome
+
+DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "resources" / "digits.yaml"  # installed with the package
 RUNS_HELP = "folder of study folders, a path or s3://bucket/prefix (default: $MSUP_RUNS or ./runs)"
 BUDGET_HELP = ("a compute budget, beside the trial count (whichever is reached first ends sampling): "
                "trial_epochs=N, trial_hours=H (hours of the resources trials hold) or hours=H (the study's "
@@ -28,11 +32,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="start a new study",
         description=(
             "Validate the study file, create runs/<name>/ and run its trials on Ray Tune with Optuna "
-            "sampling (and pruning). Without a file, the embedded default studies/digits.yaml runs on the CPU "
-            "in a few minutes. Writes trials.csv, trials.parquet, pareto.png and pareto.csv when done."
+            "sampling (and pruning). Without a file, the embedded default study (studies/digits.yaml, installed "
+            "with msup) runs on the CPU in a few minutes. Writes trials.csv, trials.parquet, pareto.png and pareto.csv when done."
         ),
     )
-    launch.add_argument("study_file", nargs="?", type=Path, help="study YAML (default: studies/digits.yaml)")
+    launch.add_argument("study_file", nargs="?", type=Path, help="study YAML (default: the embedded digits study)")
     launch.add_argument("--name", help="study name (default: the file's name key)")
     launch.add_argument("--address", help="Ray cluster address ('auto', ray://host:10001); default: a local instance")
     launch.add_argument("--storage", help="Optuna storage URL (postgresql://..., sqlite:///...) or journal file path")
@@ -95,9 +99,9 @@ def _quiet_optuna() -> None:
 
 def _launch(args: argparse.Namespace) -> int:
     from msup.errors import InputError
-    from msup.search.budget import UNITS, parse_budget_option
-    from msup.search.study import launch
-    from msup.search.study_config import load_study_config
+    from msup.search.config.budget import UNITS, parse_budget_option
+    from msup.search.config.preflight import load_study_config
+    from msup.search.driver import launch
 
     _quiet_optuna()
     path = args.study_file or DEFAULT_STUDY
@@ -119,9 +123,9 @@ def _launch(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     from msup.errors import InputError
-    from msup.search.study import find_study_dir, resume
-
-    from msup.search.budget import parse_budget_option
+    from msup.search.config.budget import parse_budget_option
+    from msup.search.driver import resume
+    from msup.search.study import find_study_dir
 
     if args.num_samples is not None and args.num_samples < 1:
         raise InputError(f"--num-samples {args.num_samples} must be at least 1")
@@ -152,18 +156,19 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         from msup.cli.live import driver_text
-        from msup.search.budget import describe
+        from msup.search.state.account import describe
 
         counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items())
         print(f"study {info['study']} ({info['folder']}): {counts}; budget spent: {describe(info['budget'])}; "
               f"{info['elapsed_s']:.0f} s; driver {driver_text(info)}")
         for point in info["front"]:
-            print("  front: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in point.items()))
+            print("  front: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}"
+                                          for k, v in point.items()))
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from msup.search.budget import describe
+    from msup.search.state.account import describe
     from msup.search.study import list_studies, runs_dir
 
     _quiet_optuna()
@@ -184,7 +189,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outcome(outcome) -> None:  # type: ignore[no-untyped-def]
+def _print_outcome(outcome: StudyOutcome) -> None:
     counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items())
     print(f"msup: study folder {outcome.folder}: {counts}")
     for label, path in outcome.paths.items():

@@ -1,1 +1,4 @@
-"""Multi-objective studies (accuracy up, size down) on Ray Tune with Optuna sampling and pruning."""
+"""The search for the accuracy-against-size front: study files, sampling, stopping, stored state, Ray Tune.
+
+The map of the packages and the rules between them: docs/architecture.md.
+"""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis.table import REQUIRED_COLUMNS, validate_trials
+from msup.analysis.table import REQUIRED_COLUMNS, validate_trials
 
 HEADER = ",".join(REQUIRED_COLUMNS)  # the first line of a minimal trials.csv
 

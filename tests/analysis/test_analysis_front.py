@@ -9,8 +9,8 @@ from analysis_fixtures import make_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.pareto import pareto_front, pareto_mask
-from analysis.table import TableError
+from msup.analysis.pareto import pareto_front, pareto_mask
+from msup.analysis.table import TableError
 
 # Few distinct values, so that ties in size, accuracy or both are common.
 ROWS = st.lists(

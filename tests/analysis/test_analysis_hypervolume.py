@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna._hypervolume import compute_hypervolume
 
-from analysis.pareto import default_reference, hypervolume, hypervolume_history, shared_reference
+from msup.analysis.pareto import (
+    default_reference,
+    hypervolume,
+    hypervolume_history,
+    shared_reference,
+)
 
 POINTS = st.lists(
     st.tuples(st.floats(0.0, 1.0), st.floats(1e-3, 1e3)), min_size=0, max_size=60,

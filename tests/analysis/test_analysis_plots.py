@@ -6,16 +6,25 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-from matplotlib.collections import LineCollection
 from analysis_fixtures import make_table
+from matplotlib.collections import LineCollection
 
-from analysis.examples import synthetic_trials
-from analysis.pareto import pareto_front
-from analysis.plots import (
-    GID_COAT_LABEL, GID_DENSE, GID_DOMINATED, GID_EDGE_POPUP, GID_FRONT_LINE, GID_FRONT_POINTS,
-    GID_SEED_RANGE, compare_figure, hypervolume_figure, pareto_figure, save_figure,
+from msup.analysis.examples import synthetic_trials
+from msup.analysis.pareto import pareto_front
+from msup.analysis.plots import (
+    GID_COAT_LABEL,
+    GID_DENSE,
+    GID_DOMINATED,
+    GID_EDGE_POPUP,
+    GID_FRONT_LINE,
+    GID_FRONT_POINTS,
+    GID_SEED_RANGE,
+    compare_figure,
+    hypervolume_figure,
+    pareto_figure,
+    save_figure,
 )
-from analysis.table import TableError
+from msup.analysis.table import TableError
 
 
 @pytest.fixture(scope="module")

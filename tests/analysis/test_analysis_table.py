@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from analysis_fixtures import HEADER, make_table
 
-from analysis.table import TableError, dense_size, format_size, load_trials, parameter_columns
+from msup.analysis.table import (
+    TableError,
+    dense_size,
+    format_size,
+    load_trials,
+    parameter_columns,
+)
 
 GOOD_ROW = "0,COMPLETE,2,0.8,0.81,0.79,1.5,1.2,1300000,42.6"
 

@@ -1,4 +1,4 @@
-"""One driver per study across machines: the lease in a PostgreSQL storage (`msup.search.driver_lock`).
+"""One driver per study across machines: the lease in a PostgreSQL storage (`msup.search.state.driver_lock`).
 
 A second driver is refused while the first runs, with the first's host, pid
 and start in the message: on the first's machine as long as its process runs
@@ -21,13 +21,14 @@ import sessions
 import sqlalchemy as sa
 from studykit import unique_name
 
-from msup.search.driver_lock import DriverBusy, DriverLease, _process_name as process_name, process_running
+from msup.search.state.driver_lock import DriverBusy, DriverLease, process_running
+from msup.search.state.driver_lock import _process_name as process_name
 
 pytestmark = [pytest.mark.faults]
 LEASE_S, SHORT_LEASE_S = 6.0, 2.0
 HOLD = """
 import sys, threading
-from msup.search.driver_lock import DriverLease
+from msup.search.state.driver_lock import DriverLease
 DriverLease(sys.argv[1], sys.argv[2], lease_s=float(sys.argv[3])).acquire()
 print("held", flush=True)
 threading.Event().wait()

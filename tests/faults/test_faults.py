@@ -26,15 +26,28 @@ import pytest
 import sessions
 import yaml
 from studykit import (
-    MSUP, Driver, assert_consistent, count_states, failpoint_env, load_trials, msup_env, record, release, run_msup,
-    spent_trial_epochs, sqlite_url, wait_for_pause, write_study,
+    MSUP,
+    Driver,
+    assert_consistent,
+    count_states,
+    failpoint_env,
+    load_trials,
+    msup_env,
+    record,
+    release,
+    run_msup,
+    spent_trial_epochs,
+    sqlite_url,
+    wait_for_pause,
+    write_study,
 )
 
 from msup.cli import main
-from msup.search.ledger import curve_of
-from msup.search.searcher import StudySearcher
-from msup.search.storage import load_or_create, open_storage
-from msup.search.study_config import load_study_config
+from msup.search.config.preflight import load_study_config
+from msup.search.execution.searcher import StudySearcher
+from msup.search.sampling.factory import study_sampler
+from msup.search.state.ledger import curve_of
+from msup.search.state.storage import load_or_create, open_storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 DIVERGING_LR = 1e30  # NaN loss within the first epoch (1e6 only makes the digits MLP's loss huge, not NaN)
@@ -371,7 +384,7 @@ def test_a_trial_the_dead_driver_had_only_begun_to_sample_is_not_lost(tmp_path):
     """
     config = load_study_config(write_study(tmp_path, "half", trials=2))
     storage = sqlite_url(tmp_path)
-    study = load_or_create(open_storage(storage), "half", [config.accuracy, config.size], config.build_sampler())
+    study = load_or_create(open_storage(storage), "half", [config.accuracy, config.size], study_sampler(config))
     study.ask()  # where the dead driver stopped
     searcher = StudySearcher(config, storage, str(tmp_path))
     suggested = [searcher.suggest(f"ray-{i}")["optuna_trial"] for i in range(2)]

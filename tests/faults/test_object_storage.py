@@ -24,11 +24,21 @@ from pathlib import Path
 import pytest
 import sessions
 from servers import new_bucket, postgres_url
-from studykit import Driver, assert_consistent, kill_group, record, release, run_msup, unique_name, wait_for_pause, write_study
+from studykit import (
+    Driver,
+    assert_consistent,
+    kill_group,
+    record,
+    release,
+    run_msup,
+    unique_name,
+    wait_for_pause,
+    write_study,
+)
 
-from analysis.files import Folder
 from msup import Study
-from msup.search.driver_lock import DriverLease
+from msup.folder import Folder
+from msup.search.state.driver_lock import DriverLease
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 CLUSTER = """

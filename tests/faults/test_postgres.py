@@ -13,11 +13,19 @@ import optuna
 import pytest
 import yaml
 from studykit import (
-    Driver, assert_consistent, count_states, failpoint_env, msup_env, record, run_msup, unique_name, write_study,
+    Driver,
+    assert_consistent,
+    count_states,
+    failpoint_env,
+    msup_env,
+    record,
+    run_msup,
+    unique_name,
+    write_study,
 )
 
-from msup.search.pruning import shadow_study_name
-from msup.search.storage import open_storage
+from msup.search.execution.scheduler import shadow_study_name
+from msup.search.state.storage import open_storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from msup.errors import InputError
-from msup.search import runner
+from msup.search.config.study import NAME_PATTERN, parse_study
+from msup.search.execution import runner
 from msup.search.study import find_study_dir
-from msup.search.study_config import NAME_PATTERN, parse_study
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*(ROOT / "msup").rglob("*.py"), *(ROOT / "analysis").rglob("*.py")])

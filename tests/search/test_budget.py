@@ -14,9 +14,11 @@ from studykit import spent_trial_epochs, sqlite_url, write_study
 
 from msup.cli import main
 from msup.errors import InputError
-from msup.search.budget import BudgetAccount, ComputeBudget, Gate, parse_budget_option
-from msup.search.ledger import CLOCK_ATTR, PRUNED_ATTR, StudyLedger
-from msup.search.study_config import load_study_config
+from msup.search.config.budget import ComputeBudget, parse_budget_option
+from msup.search.config.preflight import load_study_config
+from msup.search.state.account import BudgetAccount, Gate
+from msup.search.state.keys import CLOCK_ATTR, PRUNED_ATTR
+from msup.search.state.ledger import StudyLedger
 
 
 def _study() -> optuna.Study:

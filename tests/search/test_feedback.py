@@ -10,9 +10,9 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from msup.errors import InputError
-from msup.search.feedback import PrunedAsPoints, RecentTrials
-from msup.search.ledger import PRUNED_ATTR
-from msup.search.study_config import build_sampler
+from msup.search.sampling.factory import build_sampler
+from msup.search.sampling.views import PrunedAsPoints, RecentTrials
+from msup.search.state.keys import PRUNED_ATTR
 
 X = FloatDistribution(0.0, 1.0)
 

@@ -16,11 +16,11 @@ import sessions
 from optuna.trial import TrialState, create_trial
 from studykit import MSUP, assert_consistent, msup_env, write_study
 
-from analysis.report import load_study, write_study_report
-from analysis.table import TEXT_COLUMNS, load_trials
 from msup import Study
-from msup.search.results import write_tables
-from msup.search.storage import default_storage_url, load_or_create, open_storage
+from msup.analysis.report import load_study, write_study_report
+from msup.analysis.table import TEXT_COLUMNS, load_trials
+from msup.search.state.storage import default_storage_url, load_or_create, open_storage
+from msup.search.state.table import write_tables
 
 IDS = ["55796207", "00123456", "12345e67"]
 ERRORS = ["", "", "NA"]  # an error message that reads as a missing value to pandas' defaults

@@ -20,9 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ray.tune.schedulers import TrialScheduler
 
-from msup.search.ledger import EpochIndex, StudyLedger, curve_of, release_ledgers
-from msup.search.pruning import PruningScheduler, front_gain, parse_pruner
-from msup.search.storage import load_or_create, open_storage
+from msup.search.execution.scheduler import PruningScheduler
+from msup.search.execution.trial_config import TrialConfig
+from msup.search.pruning.rules import front_gain, parse_pruner
+from msup.search.state.ledger import EpochIndex, StudyLedger, curve_of, release_ledgers
+from msup.search.state.storage import load_or_create, open_storage
 
 points = st.lists(st.tuples(st.sampled_from([0.5, 1.0, 2.0, 4.0, 8.0]), st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9])),
                   min_size=1, max_size=30)
@@ -132,7 +134,8 @@ def test_ledger_decisions_equal_the_first_rule_through_a_restart(tmp_path, perce
             trial = main.ask()
             trial.set_user_attr("size_entropy_mib", sizes[n])  # as the searcher stores it when it samples
             number = trial.number
-            ray_trials[n] = RayTrial({"optuna_trial": number, "epochs": epochs, "sizes": {"size_entropy_mib": sizes[n]}})
+            config = TrialConfig(optuna_trial=number, train={}, values={}, sizes={"size_entropy_mib": sizes[n]}, epochs=epochs)
+            ray_trials[n] = RayTrial(config.to_dict())
         decision = scheduler.on_trial_result(None, ray_trials[n], {"epoch": epoch, "val_acc": accuracy})
         second.append((n, epoch, decision == TrialScheduler.STOP))
         if decision == TrialScheduler.STOP:

@@ -12,7 +12,7 @@ from optuna.trial import TrialState, create_trial
 from studykit import MSUP, msup_env, write_study
 
 from msup.cli.live import render
-from msup.search.storage import default_storage_url, load_or_create, open_storage
+from msup.search.state.storage import default_storage_url, load_or_create, open_storage
 
 
 def test_a_frame_shows_progress_counts_running_trials_and_the_front():

@@ -19,21 +19,19 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from ray.tune.schedulers import TrialScheduler
 
-from analysis.pareto import hypervolume
-
-from msup.search.ledger import PRUNED_ATTR, STOPPED_BY_ATTR, release_ledgers
-from msup.search.pruning import (
+from msup.analysis.pareto import hypervolume
+from msup.search.execution.scheduler import PruningScheduler, shadow_study_name
+from msup.search.execution.trial_config import TrialConfig
+from msup.search.pruning.rules import (
     PRUNERS,
-    SHADOW_ATTR,
-    SIZE_ATTR,
     MoAshaPruner,
-    PruningScheduler,
     SizeAwarePruner,
     front_gain,
     parse_pruner,
-    shadow_study_name,
 )
-from msup.search.storage import load_or_create, open_storage
+from msup.search.state.keys import PRUNED_ATTR, SHADOW_ATTR, SIZE_ATTR, STOPPED_BY_ATTR
+from msup.search.state.ledger import release_ledgers
+from msup.search.state.storage import load_or_create, open_storage
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 EPOCHS = 6
@@ -52,7 +50,8 @@ def completed(size: float, curve: Sequence[float]) -> FrozenTrial:
 
 
 def running(size: float, curve: Sequence[float]) -> FrozenTrial:
-    return create_trial(state=TrialState.RUNNING, user_attrs={SIZE_ATTR: size}, intermediate_values=dict(enumerate(curve, start=1)))
+    return create_trial(state=TrialState.RUNNING, user_attrs={SIZE_ATTR: size},
+                        intermediate_values=dict(enumerate(curve, start=1)))
 
 
 def shadow_with(*trials: FrozenTrial) -> optuna.Study:
@@ -227,7 +226,8 @@ class Storage:
     url: str
 
     def main(self) -> optuna.Study:
-        return load_or_create(open_storage(self.url), STUDY, ["val_acc", "size_entropy_mib"], optuna.samplers.RandomSampler(seed=0))
+        sampler = optuna.samplers.RandomSampler(seed=0)
+        return load_or_create(open_storage(self.url), STUDY, ["val_acc", "size_entropy_mib"], sampler)
 
     def shadow(self) -> optuna.Study:
         return optuna.load_study(study_name=shadow_study_name(STUDY), storage=open_storage(self.url))
@@ -247,7 +247,8 @@ class Storage:
 
     def new_trial(self, size: float = 1.0) -> FakeTrial:
         number = self.main().ask().number
-        return FakeTrial({"optuna_trial": number, "epochs": EPOCHS, "sizes": {"size_entropy_mib": size}})
+        spec = TrialConfig(optuna_trial=number, train={}, values={}, sizes={"size_entropy_mib": size}, epochs=EPOCHS)
+        return FakeTrial(spec.to_dict())
 
 
 @pytest.fixture
@@ -387,8 +388,8 @@ def test_every_pruner_stops_a_weak_trial_through_the_shadow_study(storage: Stora
 
 @pytest.mark.slow
 def test_ray_study_prunes_divergent_trials(tmp_path: Path, ray_session: Any) -> None:
-    from msup.search.study import launch
-    from msup.search.study_config import parse_study
+    from msup.search.config.study import parse_study
+    from msup.search.driver import launch
 
     budget = 8
     config = parse_study(

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from studykit import write_study
 
-from analysis.files import Folder, FolderError, hide_credentials, split_file
 from msup.cli import main
+from msup.folder import Folder, FolderError, hide_credentials, split_file
 
 
 @pytest.fixture

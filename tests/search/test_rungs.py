@@ -9,9 +9,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from msup.search.ledger import StudyLedger
-from msup.search.pruning import MoAshaPruner, parse_pruner
-from msup.search.rungs import TIE_BREAKS, front_indices, keeps_going, position, rung_epochs, tie_scores
+from msup.search.pruning.rules import MoAshaPruner, parse_pruner
+from msup.search.pruning.rungs import (
+    TIE_BREAKS,
+    front_indices,
+    keeps_going,
+    position,
+    rung_epochs,
+    tie_scores,
+)
+from msup.search.state.ledger import StudyLedger
 
 REFERENCE = (1.0, 0.0)  # (dense size, no useful accuracy)
 

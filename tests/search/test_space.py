@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msup.errors import InputError
-from msup.search.space import parse_space, sparsities_from, train_overrides
+from msup.search.config.space import parse_space, sparsities_from, train_overrides
 
 SPACE = {
     "parameters": {

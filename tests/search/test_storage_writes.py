@@ -6,7 +6,7 @@ import optuna
 import pytest
 from studykit import unique_name
 
-from msup.search.storage import load_or_create, open_storage, set_user_attrs
+from msup.search.state.storage import load_or_create, open_storage, set_user_attrs
 
 ATTRS = {"size_entropy_mib": 0.0195, "values": {"coats": 3, "lr": 0.1}, "ray_trial_id": "a1b2"}
 

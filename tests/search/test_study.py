@@ -44,7 +44,7 @@ def test_launch_extend_and_status(tmp_path, ray_session, capsys):
 
     from ray import tune
 
-    from msup.search.trainable import run_trial
+    from msup.search.execution.trainable import run_trial
 
     grid = tune.Tuner.restore(str(folder / "ray" / "run-1"), run_trial).get_results()
     assert len(grid) == 4 and not grid.errors

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from msup.errors import InputError
-from msup.search.study_config import load_study_config
+from msup.search.config.preflight import load_study_config
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = {"parameters": {"coats": {"type": "int", "low": 1, "high": 3},

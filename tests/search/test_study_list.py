@@ -8,12 +8,12 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState, create_trial
+from studykit import write_study
 
 from msup.cli import main
-from msup.search.storage import default_storage_url, load_or_create, open_storage
-from analysis.files import Folder
-from msup.search.study import driver_lock
-from studykit import write_study
+from msup.folder import Folder
+from msup.search.driver import driver_lock
+from msup.search.state.storage import default_storage_url, load_or_create, open_storage
 
 
 def make_study(runs: Path, name: str, states: list[TrialState]) -> Path:

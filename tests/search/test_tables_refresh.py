@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
-from msup.search.runner import TablesRefresh
-from msup.search.storage import load_or_create, open_storage
+from msup.search.execution.runner import TablesRefresh
+from msup.search.state.storage import load_or_create, open_storage
 
 
 def test_tables_are_rewritten_at_most_once_per_interval(tmp_path):

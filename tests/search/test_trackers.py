@@ -12,7 +12,7 @@ import pytest
 from studykit import SPACE, msup_env, run_msup, write_study
 
 from msup.errors import InputError
-from msup.search.study_config import parse_study
+from msup.search.config.study import parse_study
 
 INSTALLED = {name for name in ("mlflow", "wandb") if importlib.util.find_spec(name) is not None}
 
@@ -143,7 +143,7 @@ def test_a_list_of_names_takes_the_defaults(tmp_path):
 
 
 def test_the_state_a_tracker_records_is_the_one_the_study_records():
-    from msup.search.trackers import final_state
+    from msup.search.execution.trackers import final_state
 
     assert final_state({"epoch": 2, "test_acc": 0.9}) == "COMPLETE"
     assert final_state({"epoch": 1, "val_acc": 0.4}) == "PRUNED"  # stopped before its last epoch: never tested

@@ -1,0 +1,251 @@
+"""Search spaces: which training settings a study explores, and how.
+
+A search space is a YAML mapping with one key, ``parameters``; each entry is a
+parameter name and either a fixed value or a distribution::
+
+    parameters:
+      coats: {type: int, low: 1, high: 4}               # N; 1 is edge-popup
+      outer_density: {type: float, low: 0.005, high: 0.5, log: true}   # 1 - p_1
+      coat_keep: {type: float, low: 0.15, high: 0.7}    # inner coat i keeps this share of coat i-1
+      scale_init: {type: categorical, choices: [density, unscaled, variance_preserving]}
+      lr: {type: float, low: 0.02, high: 0.4, log: true}
+      momentum: 0.9                                     # fixed
+      optim.warmup_epochs: {type: int, low: 0, high: 2, when: {coats: [2, 3, 4]}}
+
+Distributions: ``int`` and ``float`` (``low``, ``high``, optional ``log`` and
+``step``) and ``categorical`` (``choices``). ``when`` samples a parameter only
+if other, already sampled parameters take one of the listed values.
+
+The coat structure is valid by construction for any coat count: the outer coat
+keeps ``outer_density`` of the weights (``p_1 = 1 - outer_density``) and every
+inner coat keeps a share ``coat_keep_i`` of the coat around it, sampled once per
+coat from the ``coat_keep`` distribution, so ``p_1 < p_2 < ... < p_N < 1``.
+
+Other names are short aliases (``lr``, ``scale_init``, ...: see ``ALIASES``) or
+dotted paths into the training configuration (``optim.warmup_epochs``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from msup.errors import InputError
+
+ALIASES: dict[str, str] = {
+    **{k: f"optim.{k}" for k in ("lr", "momentum", "nesterov", "weight_decay", "bn_weight_decay",
+                                  "label_smoothing", "warmup_epochs", "batch_size", "epochs")},
+    **{k: f"mask.{k}" for k in ("weight_init", "scale_init", "init_scale", "score_init", "grad_normalize", "refresh")},
+    **{k: f"model.{k}" for k in ("bn_affine", "dense_first_last", "width")},
+}
+COAT_KEYS = ("coats", "outer_density", "coat_keep")
+_KINDS = ("int", "float", "categorical")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: a fixed ``value`` or a distribution, optionally conditional."""
+
+    name: str
+    kind: str  # "fixed" | "int" | "float" | "categorical"
+    value: Any = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of an int or float distribution."""
+        if self.low is None or self.high is None:
+            raise TypeError(f"parameter {self.name} ({self.kind}) has no bounds")
+        return self.low, self.high
+
+    def suggest(self, trial: optuna.Trial, name: str | None = None) -> Any:
+        name = name or self.name
+        if self.kind == "fixed":
+            return self.value
+        if self.kind == "int":
+            low, high = self.bounds
+            return trial.suggest_int(name, int(low), int(high), step=int(self.step or 1), log=self.log)
+        if self.kind == "float":
+            return trial.suggest_float(name, *self.bounds, step=self.step, log=self.log)
+        return trial.suggest_categorical(name, list(self.choices))
+
+    def corners(self) -> list[Any]:
+        """Extreme values, used to check the space before a study starts."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "categorical":
+            return list(self.choices)
+        cast = int if self.kind == "int" else float
+        return [cast(bound) for bound in self.bounds]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: tuple[Param, ...]
+    description: str = ""
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    @property
+    def max_coats(self) -> int:
+        coats = self.param("coats")
+        return 1 if coats is None else max(int(v) for v in coats.corners())
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample every parameter; adds the derived ``sparsity_1..N`` for the results table."""
+        values: dict[str, Any] = {}
+        for p in self.params:
+            if p.name in ("outer_density", "coat_keep") or not _condition_holds(p, values):
+                continue
+            values[p.name] = p.suggest(trial)
+        coats = int(values.get("coats", 1))
+        values["coats"] = coats
+        density = self.param("outer_density")
+        if density is not None:
+            values["outer_density"] = density.suggest(trial)
+            keep = self.param("coat_keep")
+            if keep is not None:  # left out only where coats is 1
+                for i in range(2, coats + 1):
+                    values[f"coat_keep_{i}"] = keep.suggest(trial, f"coat_keep_{i}")
+            for i, sparsity in enumerate(sparsities_from(values), start=1):
+                values[f"sparsity_{i}"] = sparsity
+        return values
+
+
+def _condition_holds(param: Param, values: Mapping[str, Any]) -> bool:
+    return all(values.get(key) in allowed for key, allowed in param.when)
+
+
+def sparsities_from(values: Mapping[str, Any]) -> list[float]:
+    """Cumulative sparsities from ``outer_density`` and ``coat_keep_i``: strictly increasing in (0, 1)."""
+    density = float(values["outer_density"])
+    sparsities = [1.0 - density]
+    for i in range(2, int(values.get("coats", 1)) + 1):
+        density *= float(values[f"coat_keep_{i}"])
+        sparsities.append(1.0 - density)
+    return sparsities
+
+
+def train_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested training-config overrides (``{"optim": {"lr": ...}}``) for sampled values."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        if name.startswith(("outer_density", "coat_keep_", "sparsity_")):
+            continue
+        if name == "coats":
+            if "outer_density" in values:
+                nested.setdefault("mask", {}).update(coats=int(value), sparsities=sparsities_from(values))
+            continue
+        *parents, leaf = ALIASES.get(name, name).split(".")
+        node = nested
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return nested
+
+
+def parse_space(data: Any, where: str = "search_space") -> SearchSpace:
+    """Validate a search-space mapping; every problem is reported at once with its key path."""
+    errors: list[str] = []
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: must be a mapping with a 'parameters' key, got {type(data).__name__}")
+    for key in data:
+        if key not in ("parameters", "description"):
+            errors.append(f"{where}.{key}: unknown key (expected parameters, description)")
+    raw = data.get("parameters")
+    if not isinstance(raw, Mapping) or not raw:
+        errors.append(f"{where}.parameters: must be a non-empty mapping of parameter name to value or distribution")
+        raw = {}
+    params = []
+    for name, spec in raw.items():
+        param = _parse_param(str(name), spec, f"{where}.parameters.{name}", errors)
+        if param is not None:
+            params.append(param)
+    names = {p.name for p in params}
+    if ("outer_density" in names) != ("coat_keep" in names) and not (
+        "outer_density" in names and _max_of(params, "coats") == 1
+    ):
+        errors.append(f"{where}.parameters: outer_density and coat_keep go together "
+                      "(coat_keep may be left out only when coats is 1)")
+    if "coats" in names and "outer_density" not in names:
+        errors.append(f"{where}.parameters.coats: needs outer_density (and coat_keep) to define the sparsities")
+    for p in params:
+        for key, _ in p.when:
+            if key not in names:
+                errors.append(f"{where}.parameters.{p.name}.when: refers to unknown parameter {key!r}")
+    if errors:
+        raise InputError("\n".join(errors))
+    return SearchSpace(tuple(params), str(data.get("description", "")))
+
+
+def _max_of(params: list[Param], name: str) -> float:
+    p = next((p for p in params if p.name == name), None)
+    return 1 if p is None else max(p.corners())
+
+
+def _parse_param(name: str, spec: Any, where: str, errors: list[str]) -> Param | None:
+    if not isinstance(spec, Mapping):
+        if isinstance(spec, (list, tuple, set)):
+            errors.append(f"{where}: a list is ambiguous; write {{type: categorical, choices: [...]}}")
+            return None
+        return Param(name, "fixed", value=spec)
+    allowed = {"type", "low", "high", "log", "step", "choices", "when"}
+    for key in spec:
+        if key not in allowed:
+            errors.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(allowed))})")
+    kind = spec.get("type")
+    if kind not in _KINDS:
+        errors.append(f"{where}.type: {kind!r} is not one of {', '.join(_KINDS)}")
+        return None
+    when = _parse_when(spec.get("when"), f"{where}.when", errors)
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            errors.append(f"{where}.choices: must be a non-empty list")
+            return None
+        return Param(name, kind, choices=tuple(choices), when=when)
+    low, high, log, step = spec.get("low"), spec.get("high"), spec.get("log", False), spec.get("step")
+    number = int if kind == "int" else (int, float)
+    bad = False
+    for key, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
+            errors.append(f"{where}.{key}: {value!r} must be a finite {'integer' if kind == 'int' else 'number'}")
+            bad = True
+    if not isinstance(log, bool):
+        errors.append(f"{where}.log: {log!r} must be true or false")
+        bad = True
+    if step is not None and (isinstance(step, bool) or not isinstance(step, number) or step <= 0):
+        errors.append(f"{where}.step: {step!r} must be a positive number")
+        bad = True
+    if bad or low is None or high is None:  # (checked above; None only to the type checker)
+        return None
+    if low > high:
+        errors.append(f"{where}: low={low} is above high={high}")
+    if log and low <= 0:
+        errors.append(f"{where}.low: {low} must be > 0 for a log distribution")
+    if log and step is not None:
+        errors.append(f"{where}: step and log cannot be combined")
+    if name in ("outer_density", "coat_keep") and not (0 < low and high < 1):
+        errors.append(f"{where}: {name} must lie inside (0, 1), got [{low}, {high}]")
+    if name == "coats" and (kind != "int" or low < 1):
+        errors.append(f"{where}: coats must be an int distribution with low >= 1")
+    return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _parse_when(spec: Any, where: str, errors: list[str]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    if spec is None:
+        return ()
+    if not isinstance(spec, Mapping) or not all(isinstance(v, list) and v for v in spec.values()):
+        errors.append(f"{where}: must map parameter names to non-empty lists of values")
+        return ()
+    return tuple((str(k), tuple(v)) for k, v in spec.items())
