@@ -6,7 +6,7 @@ import yaml
 from msup.errors import InputError
 from msup.search.config.preflight import load_study_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SPACE = {"parameters": {"coats": {"type": "int", "low": 1, "high": 3},
                         "outer_density": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                         "coat_keep": {"type": "float", "low": 0.2, "high": 0.7}}}
