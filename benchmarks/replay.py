@@ -11,7 +11,10 @@ one of two ways (``--answer``):
   exact, and the curve is predicted by a forest fitted on the bank's curves.
   On the digits bank a configuration's final accuracy is predicted 3x better
   this way than by its nearest neighbour (BENCHMARKS.md): in nine dimensions
-  3,000 configurations leave neighbours far apart.
+  3,000 configurations leave neighbours far apart. The forest predicts a
+  configuration's mean curve; one training seed's deviation from its mean,
+  drawn from the bank's multi-seed configurations, is added to it
+  (``forest_mean`` leaves it out).
 
 Trials run on a simulated clock: ``max_concurrent`` workers, per-epoch seconds
 from the bank, plus a fixed overhead per trial (`TRIAL_OVERHEAD_S`, measured
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import heapq
 import json
 import math
@@ -93,8 +97,10 @@ class BankAnswers:
     """What a sampled configuration would have done, from the bank's seed-0 runs.
 
     ``nearest``: the nearest bank run in the same cell (coats and categorical values equal), whose values the
-    trial then carries. ``forest``: the sampled values kept (their sizes are exact), the curve predicted by a
-    multi-output forest fitted on the bank's curves (seeded, so every replay sees the same surrogate).
+    trial then carries. ``forest_mean``: the sampled values kept (their sizes are exact), the curve predicted by
+    a multi-output forest fitted on the bank's curves (seeded, so every replay sees the same surrogate).
+    ``forest``: that curve plus one training seed's deviation from its configuration's mean (`SeedSpread`),
+    since a front is made of lucky draws, not of means.
     """
 
     def __init__(self, space: Any, bank: pd.DataFrame, mode: str = "nearest") -> None:
@@ -109,7 +115,8 @@ class BankAnswers:
         for key in set(keys):
             rows = np.array([i for i, k in enumerate(keys) if k == key])
             self._cells[key] = (rows, np.array([coords[i] for i in rows]))
-        self._forest = fit_forest(space, self.runs) if mode == "forest" else None
+        self._forest = fit_forest(space, self.runs) if mode.startswith("forest") else None
+        self._spread = SeedSpread(bank) if mode == "forest" else None
 
     def key(self, values: dict[str, Any]) -> tuple:
         return tuple(json.dumps(values.get(name)) for name in self.exact)
@@ -145,12 +152,45 @@ class BankAnswers:
         if self._forest is None:
             run.update(curve=list(near["val_acc"]), test_acc=near["test_acc"], error=near["error"])
             return dict(near["values"]), run
-        curve = np.clip(self._forest.predict([features(self.space, values)])[0], 0.0, 1.0)
-        run.update(curve=[float(a) for a in curve], test_acc=float("nan"), error="")
+        curve = self._forest.predict([features(self.space, values)])[0]
+        if self._spread is not None:
+            curve = curve + self._spread.draw(float(curve[-1]), json.dumps(values, sort_keys=True))
+        run.update(curve=[float(a) for a in np.clip(curve, 0.0, 1.0)], test_acc=float("nan"), error="")
         return values, run
 
 
-ANSWERS = ("nearest", "forest")
+ANSWERS = ("nearest", "forest", "forest_mean")
+
+
+class SeedSpread:
+    """How far one training seed's curve lies from its configuration's mean curve, from the bank's configurations
+    trained with several seeds: a residual curve drawn for a configuration, among configurations of a similar
+    final accuracy (the spread is wider on the cliff between learning and chance than on the plateau)."""
+
+    NEIGHBOURS = 90  # residual curves to draw from: 30 configurations of 3 seeds
+
+    def __init__(self, bank: pd.DataFrame) -> None:
+        length = bank["val_acc"].map(len).max()
+        full = bank[(bank["error"] == "") & (bank["val_acc"].map(len) == length)]
+        levels, residuals = [], []
+        for _, runs in full.groupby("config"):
+            if len(runs) < 2:
+                continue
+            curves = np.stack(runs["val_acc"].to_numpy())
+            mean = curves.mean(axis=0)
+            # deviations from a mean of k runs have (k - 1) / k of the seed variance: scaled back up to it
+            residuals += list((curves - mean) * math.sqrt(len(runs) / (len(runs) - 1)))
+            levels += [mean[-1]] * len(runs)
+        if not residuals:
+            raise ValueError("the bank holds no configuration trained with more than one seed")
+        self.levels, self.residuals = np.array(levels), np.stack(residuals)
+
+    def draw(self, final: float, key: str) -> np.ndarray:
+        """A residual curve for the configuration ``key`` (the same one in every arm and replay), predicted to
+        end at ``final``."""
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little"))
+        similar = np.argsort(np.abs(self.levels - final), kind="stable")[: self.NEIGHBOURS]
+        return self.residuals[rng.choice(similar)]
 
 
 def _unit(param: Any, value: Any) -> float:
@@ -386,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), help="default: every arm of each view")
     parser.add_argument("--half", default="all", choices=("all", "a", "b"), help="answer from half of the bank")
     parser.add_argument("--answer", default="forest", choices=ANSWERS,
-                        help="nearest: the nearest bank run; forest: sampled values, curve from a forest on the bank")
+                        help="nearest: the nearest bank run; forest: sampled values, curve from a forest on the bank plus "
+                             "a seed's deviation; forest_mean: the forest's curve alone")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, help="default benchmarks/replays/<study name>")
     args = parser.parse_args(argv)

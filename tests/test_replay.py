@@ -132,3 +132,15 @@ def test_the_forest_keeps_the_sampled_values_and_predicts_bank_curves_closely(ba
     errors = [abs(answers.answer(values)[1]["curve"][-1] - curve[-1])
               for values, curve in zip(answers.runs["values"][:50], answers.runs["val_acc"][:50])]
     assert np.mean(errors) < 0.03  # fitted on these: close, though not equal (leaves of two)
+
+
+def test_the_seed_spread_gives_a_configuration_the_same_deviation_every_time_and_the_banks_spread_overall(bank):
+    from replay import SeedSpread
+
+    spread = SeedSpread(bank)
+    assert spread.draw(0.97, "a").tolist() == spread.draw(0.97, "a").tolist()  # paired across arms and replays
+    finals = np.array([spread.draw(0.97, str(key))[-1] for key in range(2000)])
+    seeds = bank[bank["config"].isin(bank[bank["seed"] > 0]["config"])]
+    within = seeds.assign(final=seeds["val_acc"].map(lambda c: c[-1])).groupby("config")["final"].std()
+    assert abs(finals.mean()) < 0.002 and 0.5 < finals.std() / within.mean() < 2.0
+    assert np.ptp([spread.draw(0.97, str(key))[-1] for key in range(20)]) > 0  # configurations differ
