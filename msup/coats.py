@@ -18,33 +18,8 @@ from typing import Any
 
 import torch
 
-from msup.errors import InputError
-
 # Guards round-half-up against float noise such as 100 * (1 - 0.7) = 30.000000000000004.
 _ROUNDING_SLACK = 1e-9
-
-
-def validate_sparsities(sparsities: Sequence[float], coats: int | None = None) -> tuple[float, ...]:
-    """Return the cumulative sparsities as a tuple, or raise `InputError` naming the bad value.
-
-    ``p_i`` is the fraction of a layer's weights whose level is below ``i``: it
-    must lie in (0, 1) and strictly increase with ``i``.
-    """
-    values = tuple(float(p) for p in sparsities)
-    if not values:
-        raise InputError("sparsities: need at least one value, got an empty list")
-    if coats is not None and coats != len(values):
-        raise InputError(f"coats={coats} does not match {len(values)} sparsities {list(values)}")
-    for i, p in enumerate(values, start=1):
-        if not (0.0 < p < 1.0) or math.isnan(p):
-            raise InputError(f"sparsity_{i}={p} is outside the open interval (0, 1)")
-    for i in range(1, len(values)):
-        if values[i] <= values[i - 1]:
-            raise InputError(
-                f"sparsities must strictly increase: sparsity_{i + 1}={values[i]} "
-                f"is not above sparsity_{i}={values[i - 1]}"
-            )
-    return values
 
 
 def kept_counts(n: int, sparsities: Sequence[float]) -> tuple[int, ...]:

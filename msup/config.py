@@ -43,160 +43,180 @@ digits recipe, ``studies/train/digits-mlp.yaml``)::
 
 `TrainConfig.from_dict` reports every problem at once, one per line, each
 starting with its key path. YAML here parses ``1e-4`` as a number (PyYAML
-alone reads it as a string).
+alone reads it as a string). The sections are strict pydantic models
+(`msup.validation`); ``msup schema train`` prints their JSON Schema. Nothing
+here imports torch: names are checked against `msup.catalog`.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from msup.coats import validate_sparsities
-from msup.data import (
+from msup.catalog import (
     DEFAULT_VAL_FRACTION,
+    Refresh,
+    ScaleInit,
+    ScoreInit,
+    WeightInit,
     batch_size_problem,
     dataset_info,
     list_datasets,
+    model_names,
     train_size,
+    validate_sparsities,
 )
 from msup.errors import InputError
-from msup.layers import (
-    REFRESH_MODES,
-    SCALE_INITS,
-    SCORE_INITS,
-    WEIGHT_INITS,
-    MaskConfig,
-)
-from msup.models import ModelSpec, list_models
 from msup.safe_yaml import parse_yaml
+from msup.validation import Float, StrictModel, problem_lines
 
-Check = Callable[[Any], str | None]  # a problem with an already type-checked value, or None
-DEVICES = ("auto", "cpu", "cuda")
-FLOAT32_MAX = 3.4028234663852886e38
-
-
-def _spec(default: Any, kind: str, *checks: Check) -> Any:
-    """A dataclass field with its YAML ``kind`` and value checks in the metadata."""
-    return field(default=default, metadata={"kind": kind, "checks": checks})
+if TYPE_CHECKING:
+    from msup.layers import MaskConfig
+    from msup.models import ModelSpec
 
 
-def _above(bound: float) -> Check:
-    return lambda v: None if v > bound else f"{v!r} must be > {bound:g}"
+def _one_of(choices: list[str], value: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+    return value
 
 
-def _at_least(bound: float) -> Check:
-    return lambda v: None if v >= bound else f"{v!r} must be >= {bound:g}"
+class DataSettings(StrictModel):
+    """Which data set, where it lives, and how much of its training set is held out for selection."""
+
+    name: str = Field("digits", description="a data set msup knows", json_schema_extra={"enum": [*list_datasets()]})
+    data_dir: str | None = Field(None, description="null: $MSUP_DATA or ~/.cache/msup/data")
+    download: bool = Field(False, description="fetch CIFAR with torchvision if missing (never ImageNet)")
+    val_fraction: Float = Field(DEFAULT_VAL_FRACTION, gt=0, lt=1, description="share of the training set held out")
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        return _one_of(list_datasets(), name)
+
+    @field_validator("download")
+    @classmethod
+    def _downloadable(cls, download: bool, info: ValidationInfo) -> bool:
+        name = info.data.get("name")
+        if download and name is not None and not dataset_info(name).downloadable:
+            raise ValueError(f"{name} cannot be downloaded; point data.data_dir at your copy")
+        return download
 
 
-def _below(bound: float) -> Check:
-    return lambda v: None if v < bound else f"{v!r} must be < {bound:g}"
+class ModelSettings(StrictModel):
+    """The network: a registered model, supermasked unless ``dense``."""
+
+    name: str = Field("mlp", description="a registered model", json_schema_extra={"enum": [*model_names()]})
+    dense: bool = Field(False, description="the dense trainable baseline (mask section ignored)")
+    dense_first_last: bool = Field(False, description="keep the first and last layer dense and trained")
+    bn_affine: bool = Field(True, description="learned BatchNorm gamma/beta (false: edge-popup)")
+    width: Float = Field(1.0, gt=0, description="multiplier of every layer's width (Conv-n models only)")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _one_of(model_names(), name)
 
 
-def _one_of(choices: Callable[[], Sequence[str]]) -> Check:
-    return lambda v: None if v in choices() else f"{v!r} is not one of {', '.join(choices())}"
+class MaskSettings(StrictModel):
+    """The multicoated supermask: its cumulative sparsities and initialisation."""
+
+    coats: int | None = Field(None, ge=1, description="optional N, a check: must equal len(sparsities)")
+    sparsities: Annotated[tuple[Float, ...], Field(min_length=1, strict=False)] = Field(
+        (0.5, 0.75, 0.9), description="cumulative p_1 < ... < p_N in (0, 1)")
+    weight_init: WeightInit = "signed_constant"
+    scale_init: ScaleInit = "density"
+    init_scale: Float = Field(1.0, gt=0, description="multiplies sigma")
+    score_init: ScoreInit = "kaiming_normal"
+    grad_normalize: bool = Field(False, description="divide the straight-through gradient by N")
+    refresh: Refresh = "step"
+
+    @field_validator("sparsities")
+    @classmethod
+    def _nested(cls, sparsities: tuple[float, ...], info: ValidationInfo) -> tuple[float, ...]:
+        try:
+            return validate_sparsities(sparsities, info.data.get("coats"))
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
 
 
-@dataclass(frozen=True)
-class DataSettings:
-    name: str = _spec("digits", "str", _one_of(list_datasets))
-    data_dir: str | None = _spec(None, "str?")
-    download: bool = _spec(False, "bool")
-    val_fraction: float = _spec(DEFAULT_VAL_FRACTION, "float", _above(0), _below(1))
+class OptimSettings(StrictModel):
+    """SGD with a cosine schedule after an optional linear warmup."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1, description="at most the training split")
+    lr: Float = Field(0.1, gt=0, description="peak learning rate (cosine to 0 after warmup)")
+    momentum: Float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = Field(False, description="needs momentum > 0")
+    weight_decay: Float = Field(1e-4, ge=0, description="on scores (and dense weights)")
+    bn_weight_decay: bool = Field(True, description="also decay BatchNorm gamma/beta")
+    label_smoothing: Float = Field(0.0, ge=0, lt=1)
+    warmup_epochs: int = Field(0, ge=0, description="linear warmup epochs, < epochs")
+
+    @field_validator("nesterov")
+    @classmethod
+    def _needs_momentum(cls, nesterov: bool, info: ValidationInfo) -> bool:
+        if nesterov and info.data.get("momentum") == 0:
+            raise ValueError("true needs optim.momentum > 0")
+        return nesterov
+
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _within_epochs(cls, warmup: int, info: ValidationInfo) -> int:
+        epochs = info.data.get("epochs")
+        if epochs is not None and warmup >= epochs:
+            raise ValueError(f"{warmup} must be < optim.epochs ({epochs})")
+        return warmup
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    name: str = _spec("mlp", "str", _one_of(list_models))
-    dense: bool = _spec(False, "bool")
-    dense_first_last: bool = _spec(False, "bool")
-    bn_affine: bool = _spec(True, "bool")
-    width: float = _spec(1.0, "float", _above(0))
+class RuntimeSettings(StrictModel):
+    """Seed and device; the CUDA-only settings are ignored on a CPU."""
+
+    seed: int = Field(0, ge=0, description="frozen weights, initial scores, data order")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="mixed precision (CUDA only)")
+    channels_last: bool = Field(True, description="NHWC memory format (CUDA only)")
+    compile: bool = Field(False, description="torch.compile the model")
+    num_workers: int = Field(4, ge=0, description="DataLoader workers (ImageNet only)")
 
 
-@dataclass(frozen=True)
-class MaskSettings:
-    coats: int | None = _spec(None, "int?", _at_least(1))
-    sparsities: tuple[float, ...] = _spec((0.5, 0.75, 0.9), "floats")
-    weight_init: str = _spec("signed_constant", "str", _one_of(lambda: WEIGHT_INITS))
-    scale_init: str = _spec("density", "str", _one_of(lambda: SCALE_INITS))
-    init_scale: float = _spec(1.0, "float", _above(0))
-    score_init: str = _spec("kaiming_normal", "str", _one_of(lambda: SCORE_INITS))
-    grad_normalize: bool = _spec(False, "bool")
-    refresh: str = _spec("step", "str", _one_of(lambda: REFRESH_MODES))
-
-
-@dataclass(frozen=True)
-class OptimSettings:
-    epochs: int = _spec(30, "int", _at_least(1))
-    batch_size: int = _spec(128, "int", _at_least(1))
-    lr: float = _spec(0.1, "float", _above(0))
-    momentum: float = _spec(0.9, "float", _at_least(0), _below(1))
-    nesterov: bool = _spec(False, "bool")
-    weight_decay: float = _spec(1e-4, "float", _at_least(0))
-    bn_weight_decay: bool = _spec(True, "bool")
-    label_smoothing: float = _spec(0.0, "float", _at_least(0), _below(1))
-    warmup_epochs: int = _spec(0, "int", _at_least(0))
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    seed: int = _spec(0, "int", _at_least(0))
-    device: str = _spec("auto", "str", _one_of(lambda: DEVICES))
-    amp: bool = _spec(True, "bool")
-    channels_last: bool = _spec(True, "bool")
-    compile: bool = _spec(False, "bool")
-    num_workers: int = _spec(4, "int", _at_least(0))
-
-
-SECTIONS: dict[str, type] = {
-    "data": DataSettings, "model": ModelSettings, "mask": MaskSettings,
-    "optim": OptimSettings, "runtime": RuntimeSettings,
-}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(StrictModel):
     """One trial's full configuration; build it with `from_dict` (or `load_config`)."""
 
-    data: DataSettings = field(default_factory=DataSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
-    mask: MaskSettings = field(default_factory=MaskSettings)
-    optim: OptimSettings = field(default_factory=OptimSettings)
-    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    model_config = StrictModel.model_config | {"title": "msup training config"}
+
+    data: DataSettings = DataSettings()
+    model: ModelSettings = ModelSettings()
+    mask: MaskSettings = MaskSettings()
+    optim: OptimSettings = OptimSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_sections_are_defaults(cls, raw: Any) -> Any:
+        return {k: ({} if v is None else v) for k, v in raw.items()} if isinstance(raw, Mapping) else raw
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
         """Validate ``raw`` (the schema in the module docstring); one `InputError` lists every problem."""
-        if not isinstance(raw, Mapping):
-            raise InputError(f"a training config must be a mapping of sections, got {type(raw).__name__}")
-        problems = _unknown_keys(raw, SECTIONS, "")
-        sections: dict[str, Any] = {}
-        invalid: set[str] = set()
-        for name, section_type in SECTIONS.items():
-            values = raw.get(name) or {}
-            if not isinstance(values, Mapping):
-                problems.append(f"{name}: must be a mapping of keys to values, got {values!r}")
-                values = {}
-            problems += _unknown_keys(values, {f.name: f for f in fields(section_type)}, f"{name}.")
-            kwargs, section_problems = _check_section(name, section_type, values)
-            problems += section_problems
-            invalid.update(p.partition(":")[0] for p in section_problems)
-            sections[name] = section_type(**kwargs)
-        config = cls(**sections)
-        problems += _cross_checks(config, invalid)
-        if problems:
-            raise InputError(problems[0] if len(problems) == 1 else "invalid training config:\n  " + "\n  ".join(problems))
+        config, problems = _validated(raw)
+        if config is None:
+            raise InputError(problems[0] if len(problems) == 1 else
+                             "invalid training config:\n  " + "\n  ".join(problems))
         return config
+
+    @classmethod
+    def problems(cls, raw: Any) -> list[str]:
+        """Every problem of ``raw``, one line each with its key path; none: it is a valid training config."""
+        return _validated(raw)[1]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, not tuples) that `from_dict` turns back into an equal config."""
-        data = asdict(self)
+        data = self.model_dump()
         data["mask"]["sparsities"] = list(self.mask.sparsities)
         return data
 
@@ -206,15 +226,17 @@ class TrainConfig:
 
     def mask_config(self) -> MaskConfig | None:
         """The layers' `MaskConfig` (seeded with ``runtime.seed``), or None for the dense baseline."""
+        from msup.layers import MaskConfig
+
         if self.model.dense:
             return None
         m = self.mask
-        return MaskConfig(
-            m.sparsities, m.weight_init, m.scale_init, m.init_scale, m.score_init,  # type: ignore[arg-type]  # checked
-            m.grad_normalize, m.refresh, self.runtime.seed,  # type: ignore[arg-type]  # against the layers' names
-        )
+        return MaskConfig(m.sparsities, m.weight_init, m.scale_init, m.init_scale, m.score_init,
+                          m.grad_normalize, m.refresh, self.runtime.seed)
 
     def model_spec(self) -> ModelSpec:
+        from msup.models import ModelSpec
+
         info = dataset_info(self.data.name)
         return ModelSpec(
             self.model.name, info.num_classes, info.input_shape, self.mask_config(),
@@ -222,85 +244,34 @@ class TrainConfig:
         )
 
 
-def _unknown_keys(values: Mapping[str, Any], known: Mapping[str, Any], prefix: str) -> list[str]:
-    problems = []
-    for key in values:
-        if key in known:
-            continue
-        close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
-        problems.append(f"{prefix}{key}: unknown key; {hint}")
-    return problems
+def _validated(raw: Any) -> tuple[TrainConfig | None, list[str]]:
+    if not isinstance(raw, Mapping):
+        return None, [f"a training config must be a mapping of sections, got {type(raw).__name__}"]
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        invalid = {error["loc"][0] for error in exc.errors() if error["loc"]}
+        return None, problem_lines(exc, TrainConfig, raw) + _batch_size_problems(raw, invalid)
+    problem = _batch_size_problem(config.data, config.optim)
+    return (None, [problem]) if problem else (config, [])
 
 
-def _check_section(name: str, section_type: type, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Type-check and range-check one section's given values; returns (kwargs, problems)."""
-    kwargs, problems = {}, []
-    for f in fields(section_type):
-        if f.name not in values:
-            continue
-        value, problem = _typed(f.metadata["kind"], values[f.name])
-        if problem is None and value is not None:
-            problem = next((p for check in f.metadata["checks"] if (p := check(value))), None)
-        if problem is None:
-            kwargs[f.name] = value
-        else:
-            problems.append(f"{name}.{f.name}: {problem}")
-    return kwargs, problems
+def _batch_size_problem(data: DataSettings, optim: OptimSettings) -> str | None:
+    """A batch larger than the training split (two sections' keys together)."""
+    pool = dataset_info(data.name).train_pool
+    if pool is None:
+        return None
+    return batch_size_problem(data.name, optim.batch_size, train_size(pool, data.val_fraction), data.val_fraction)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _typed(kind: str, value: Any) -> tuple[Any, str | None]:
-    """``value`` converted to ``kind``, or a problem saying what was expected."""
-    if value is None and kind.endswith("?"):
-        return None, None
-    base = kind.rstrip("?")
-    nullable = " or null" if kind.endswith("?") else ""
-    if base == "bool":
-        return value, None if isinstance(value, bool) else f"{value!r} must be true or false"
-    if base == "int":
-        return value, None if _number(value) and isinstance(value, int) else f"{value!r} must be an integer{nullable}"
-    if base == "str":
-        return value, None if isinstance(value, str) else f"{value!r} must be a string{nullable}"
-    if base == "float":  # training runs in float32: a larger number would overflow there
-        if _number(value) and math.isfinite(value) and abs(value) <= FLOAT32_MAX:
-            return float(value), None
-        return value, f"{value!r} must be a finite number within float32 range (|x| <= {FLOAT32_MAX:.3g})"
-    if isinstance(value, (list, tuple)) and value and all(_number(v) for v in value):
-        return tuple(float(v) for v in value), None
-    return value, f"{value!r} must be a non-empty list of numbers"
-
-
-def _cross_checks(config: TrainConfig, invalid: set[str]) -> list[str]:
-    """Rules that tie keys together; each runs only when all its keys are individually valid."""
-    data, mask, optim = config.data, config.mask, config.optim
-
-    def valid(*keys: str) -> bool:
-        return invalid.isdisjoint(keys)
-
-    problems = []
-    if valid("mask.sparsities", "mask.coats"):
-        try:
-            validate_sparsities(mask.sparsities, mask.coats)
-        except InputError as exc:
-            problems.append(f"mask.sparsities: {exc}")
-    if valid("optim.nesterov", "optim.momentum") and optim.nesterov and optim.momentum == 0:
-        problems.append("optim.nesterov: true needs optim.momentum > 0")
-    if valid("optim.warmup_epochs", "optim.epochs") and optim.warmup_epochs >= optim.epochs:
-        problems.append(f"optim.warmup_epochs: {optim.warmup_epochs} must be < optim.epochs ({optim.epochs})")
-    if not valid("data.name"):
-        return problems
-    info = dataset_info(data.name)
-    if valid("data.download") and data.download and not info.downloadable:
-        problems.append(f"data.download: {info.name} cannot be downloaded; point data.data_dir at your copy")
-    if valid("optim.batch_size", "data.val_fraction") and info.train_pool is not None:
-        samples = train_size(info.train_pool, data.val_fraction)
-        if problem := batch_size_problem(info.name, optim.batch_size, samples, data.val_fraction):
-            problems.append(problem)
-    return problems
+def _batch_size_problems(raw: Mapping[str, Any], invalid_sections: set[str | int]) -> list[str]:
+    """The batch-size check where the data and optim sections are each valid, beside the other problems."""
+    if invalid_sections & {"data", "optim"}:
+        return []
+    data = DataSettings.model_validate(raw.get("data") or {})
+    optim = OptimSettings.model_validate(raw.get("optim") or {})
+    problem = _batch_size_problem(data, optim)
+    return [problem] if problem else []
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

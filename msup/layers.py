@@ -20,24 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.common_types import _size_2_t
 
-from msup.coats import (
-    CoatedWeight,
-    coat_levels,
-    kept_counts,
-    level_fractions,
+from msup.catalog import (
+    REFRESH_MODES,
+    SCALE_INITS,
+    SCORE_INITS,
+    WEIGHT_INITS,
+    Refresh,
+    ScaleInit,
+    ScoreInit,
+    WeightInit,
     validate_sparsities,
 )
+from msup.coats import CoatedWeight, coat_levels, kept_counts, level_fractions
 from msup.errors import InputError
 
-WeightInit = Literal["signed_constant", "kaiming_normal"]
-ScaleInit = Literal["density", "unscaled", "variance_preserving"]
-ScoreInit = Literal["kaiming_normal", "kaiming_uniform"]
-Refresh = Literal["step", "forward"]
-
-WEIGHT_INITS: tuple[str, ...] = ("signed_constant", "kaiming_normal")
-SCALE_INITS: tuple[str, ...] = ("density", "unscaled", "variance_preserving")
-SCORE_INITS: tuple[str, ...] = ("kaiming_normal", "kaiming_uniform")
-REFRESH_MODES: tuple[str, ...] = ("step", "forward")
 RELU_GAIN = math.sqrt(2.0)
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]  # what nn.Conv2d accepts
@@ -189,6 +185,12 @@ class SupermaskMixin:
         return result
 
 
+def _refuse_bias(bias: bool, name: str) -> None:
+    """A supermask scales frozen weights; a bias would be a trained weight outside it."""
+    if bias:
+        raise InputError(f"{name}: supermasked layers have no bias (bias=True given)")
+
+
 class MSupConv2d(SupermaskMixin, nn.Conv2d):
     """`nn.Conv2d` with a frozen random weight and a trained multicoated supermask. No bias."""
 
@@ -209,8 +211,7 @@ class MSupConv2d(SupermaskMixin, nn.Conv2d):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        if bias:
-            raise InputError(f"{name}: supermasked layers have no bias (bias=True given)")
+        _refuse_bias(bias, name)
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, False, padding_mode,
             device=device, dtype=dtype,
@@ -238,8 +239,7 @@ class MSupLinear(SupermaskMixin, nn.Linear):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        if bias:
-            raise InputError(f"{name}: supermasked layers have no bias (bias=True given)")
+        _refuse_bias(bias, name)
         super().__init__(in_features, out_features, False, device=device, dtype=dtype)
         self._init_supermask(mask, name)
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from msup.catalog import add_model_name
 from msup.errors import InputError
 from msup.layers import MaskConfig, convert_to_supermask
 
@@ -41,6 +42,7 @@ def register_model(
 ) -> Callable[[Builder], Builder]:
     def decorate(build: Builder) -> Builder:
         _REGISTRY[name] = ModelEntry(name, build, description, default_dataset, scalable)
+        add_model_name(name)
         return build
 
     return decorate

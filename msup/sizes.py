@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from msup.coats import kept_counts, level_counts, validate_sparsities
+from msup.catalog import validate_sparsities
+from msup.coats import kept_counts, level_counts
 from msup.layers import SupermaskMixin
 
 if TYPE_CHECKING:

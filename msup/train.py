@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from msup import checkpoint
+from msup.catalog import DEFAULT_VAL_FRACTION, batch_size_problem
 from msup.config import TrainConfig
-from msup.data import DEFAULT_VAL_FRACTION, SPLITS, batch_size_problem, load_splits
+from msup.data import SPLITS, load_splits
 from msup.errors import InputError, RunError
 from msup.layers import refresh_levels
 from msup.loaders import Batch, Batches

@@ -1,13 +1,13 @@
 import pytest
 import torch
 
+from msup.catalog import validate_sparsities
 from msup.coats import (
     CoatedWeight,
     coat_levels,
     kept_counts,
     level_counts,
     level_fractions,
-    validate_sparsities,
 )
 from msup.errors import InputError
 

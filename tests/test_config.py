@@ -65,10 +65,13 @@ def test_every_problem_is_reported_at_once_with_its_key_path():
         ({"optim": {"warmup_epochs": 30}}, "optim.warmup_epochs: 30 must be < optim.epochs (30)"),
         ({"optim": {"nesterov": True, "momentum": 0.0}}, "optim.nesterov: true needs optim.momentum > 0"),
         ({"mask": {"sparsities": [0.5, 0.9], "coats": 3}}, "mask.sparsities: coats=3 does not match 2 sparsities"),
-        ({"mask": {"sparsities": []}}, "mask.sparsities: [] must be a non-empty list of numbers"),
+        ({"mask": {"sparsities": []}}, "mask.sparsities: [] must be a non-empty list"),
+        ({"mask": {"sparsities": [0.5, "0.9"]}}, "mask.sparsities: [0.5, '0.9'] must be a list of numbers"),
+        ({"model": {"width": 1e39}}, "model.width: 1e+39 must be a finite number within float32 range"),
         ({"data": {"name": "imagenet", "download": True}}, "data.download: imagenet cannot be downloaded"),
         ({"data": {"name": "mnist"}}, "data.name: 'mnist' is not one of cifar10, cifar100, digits, imagenet"),
-        ({"data": 3}, "data: must be a mapping"),
+        ({"data": 3}, "data: 3 must be a mapping"),
+        ({"optim": {"epochs": "1"}}, "optim.epochs: '1' must be an integer"),
     ],
 )
 def test_single_problems(raw, message):

@@ -118,3 +118,28 @@ def test_reading_a_study_imports_neither_ray_nor_torch(modules: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_checking_a_study_files_keys_and_training_config_imports_no_torch() -> None:
+    """Model and data-set names are checked against `msup.catalog`, not against the torch registry."""
+    code = (
+        "import sys\n"
+        "from msup.config import TrainConfig\n"
+        "from msup.search.config.study import read_study_file\n"
+        "from msup.search.config.schema import schema_text\n"
+        "for path in ('studies/digits.yaml', 'studies/mnist5k-conv.yaml', 'studies/cluster/cifar10-resnet18.yaml'):\n"
+        "    read_study_file(path, TrainConfig.problems)\n"
+        "assert TrainConfig.problems({'model': {'name': 'resnet5'}, 'data': {'name': 'mnist'}})\n"
+        "schema_text('study')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'torch'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_torch_free_catalog_names_every_registered_model() -> None:
+    from msup.catalog import BUILTIN_MODELS, model_names
+    from msup.models import list_models
+
+    assert sorted(BUILTIN_MODELS) == list_models() == model_names()

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from msup.data import dataset_info
+from msup.catalog import dataset_info
 from msup.errors import InputError
 from msup.layers import MaskConfig, supermask_layers
 from msup.models import ModelSpec, create_model, list_models, model_entry

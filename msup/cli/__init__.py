@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from msup.cli import artifact, pareto, size, study, train
+    from msup.cli import artifact, pareto, schema, size, study, train
 
     parser = _Parser(
         prog="msup",
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"msup {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in (size, train, study, pareto, artifact):
+    for module in (size, train, study, pareto, artifact, schema):
         module.register(commands)
     return parser
 

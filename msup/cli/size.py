@@ -36,8 +36,7 @@ def parse_floats(text: str, key: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from msup.coats import validate_sparsities
-    from msup.data import dataset_info
+    from msup.catalog import dataset_info, validate_sparsities
     from msup.layers import MaskConfig
     from msup.models import create_model, model_entry
     from msup.sizes import inventory, model_size

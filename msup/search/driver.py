@@ -26,10 +26,11 @@ from ray import tune
 
 from msup import failpoints
 from msup.analysis.report import write_study_report
+from msup.config import TrainConfig
 from msup.errors import InputError, RunError, last_line
 from msup.folder import Folder
 from msup.search.config.budget import ComputeBudget
-from msup.search.config.preflight import check_study, train_problems
+from msup.search.config.preflight import check_study
 from msup.search.config.study import StudyConfig
 from msup.search.execution.runner import restore_tuner, start_tuner
 from msup.search.sampling.factory import study_sampler
@@ -98,7 +99,7 @@ def resume(
     """Continue a study after a crash or interrupt, or extend it: to ``num_samples`` trials in total, or to
     the limits ``budget`` sets (each no lower than the study's own). An extension is written to the study
     file before anything runs, so an interrupted extension continues as one."""
-    config = load_study_folder(folder, train_problems)
+    config = load_study_folder(folder, TrainConfig.problems)
     check_study(config, f"{folder.shown}/{STUDY_FILE}")
     storage_url = study_storage_url(folder, config.storage)
     if num_samples is not None and config.trials is not None and num_samples < config.trials:

@@ -17,12 +17,8 @@ from optuna.trial import TrialState
 from msup.analysis.table import REJECTED
 from msup.errors import InputError, first_line
 from msup.folder import Folder, is_uri
-from msup.search.config.study import (
-    NAME_PATTERN,
-    StudyConfig,
-    TrainCheck,
-    parse_study_text,
-)
+from msup.search.config.study import StudyConfig, TrainCheck, parse_study_text
+from msup.search.config.study_file import NAME_PATTERN
 from msup.search.state.account import budget_account, fraction_used, progress
 from msup.search.state.driver_lock import Holder, running_driver
 from msup.search.state.keys import VALUES_ATTR

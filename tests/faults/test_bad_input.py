@@ -75,7 +75,7 @@ CASES = {
     "study-train-wrong-type": Case(LAUNCH, "train.optim.lr: 'fast'",
                                    {"study.yaml": study(train={"optim": {"lr": "fast"}})}),
     # --- search spaces (a file beside the study)
-    "space-low-above-high": Case(LAUNCH, "lr: low=0.3 is above high=0.05", {
+    "space-low-above-high": Case(LAUNCH, "lr.low: 0.3 is above high (0.05)", {
         "study.yaml": study(search_space="space.yaml"),
         "space.yaml": yaml.safe_dump(space_with(lr={"type": "float", "low": 0.3, "high": 0.05}))}),
     "space-density-out-of-range": Case(LAUNCH, "outer_density must lie inside (0, 1)", {

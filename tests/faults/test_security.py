@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from msup.errors import InputError
-from msup.search.config.study import NAME_PATTERN, parse_study
+from msup.search.config.study import parse_study
+from msup.search.config.study_file import NAME_PATTERN
 from msup.search.execution import runner
 from msup.search.study import find_study_dir
 

@@ -32,12 +32,12 @@ The policy, per kind:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import Field, ValidationError
+
 from msup.errors import InputError
+from msup.validation import Float, StrictModel, problem_lines
 
 TRIAL_EPOCHS, TRIAL_HOURS, HOURS = "trial_epochs", "trial_hours", "hours"
 KINDS = (TRIAL_EPOCHS, TRIAL_HOURS, HOURS)
@@ -45,13 +45,13 @@ UNITS = {TRIAL_EPOCHS: "trial-epochs", TRIAL_HOURS: "trial-hours", HOURS: "hours
 BUDGET_STOP = "budget"  # how `stopped_by` starts for a trial a time budget stopped
 
 
-@dataclass(frozen=True)
-class ComputeBudget:
+class ComputeBudget(StrictModel):
     """Limits in compute; a kind left out is open."""
 
-    trial_epochs: int | None = None
-    trial_hours: float | None = None
-    hours: float | None = None
+    trial_epochs: int | None = Field(None, ge=1, description="the sum over trials of the highest epoch each reported")
+    trial_hours: Float | None = Field(None, gt=0, description="the trials' training time, in hours of the "
+                                      "resources each holds (GPU-hours where trials hold GPUs, else CPU-core-hours)")
+    hours: Float | None = Field(None, gt=0, description="the study's own wall-clock, over all resumes")
 
     def limits(self) -> dict[str, float]:
         """The kinds set, with their limits, in `KINDS` order."""
@@ -66,26 +66,7 @@ class ComputeBudget:
             current = getattr(self, kind)
             if current is not None and limit < current:
                 raise InputError(f"--budget {kind}={limit:g} is below the study's budget of {current:g} {UNITS[kind]}")
-        return replace(self, **{kind: value for kind, value in vars(more).items() if value is not None})
-
-
-def parse_budget(raw: Any, where: str, errors: list[str]) -> ComputeBudget | None:
-    """A ``budget:`` mapping, checked; problems are appended to ``errors``."""
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping) or not raw or set(raw) - set(KINDS):
-        errors.append(f"{where}: must be a mapping with one or more of {', '.join(KINDS)}, got {raw!r}")
-        return None
-    values: dict[str, Any] = {}
-    for kind, value in raw.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-        if kind == TRIAL_EPOCHS and not (number and value == int(value)):
-            errors.append(f"{where}.{kind}: {value!r} must be a whole number of trial-epochs >= 1")
-        elif not number:
-            errors.append(f"{where}.{kind}: {value!r} must be a number of hours > 0")
-        else:
-            values[kind] = int(value) if kind == TRIAL_EPOCHS else float(value)
-    return ComputeBudget(**values) if len(values) == len(raw) else None
+        return self.model_copy(update=more.to_dict())
 
 
 def parse_budget_option(texts: list[str]) -> ComputeBudget:
@@ -96,11 +77,13 @@ def parse_budget_option(texts: list[str]) -> ComputeBudget:
         if not sep:
             raise InputError(f"--budget {text!r}: expected KIND=VALUE, KIND one of {', '.join(KINDS)}")
         try:
-            raw[kind.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise InputError(f"--budget {text!r}: {value!r} is not a number") from None
-    errors: list[str] = []
-    budget = parse_budget(raw, "--budget", errors)
-    if errors or budget is None:
-        raise InputError(errors[0] if errors else "--budget: nothing given")
-    return budget
+        raw[kind.strip()] = int(number) if kind.strip() == TRIAL_EPOCHS and number.is_integer() else number
+    if not raw:
+        raise InputError("--budget: nothing given")
+    try:
+        return ComputeBudget.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(problem_lines(exc, ComputeBudget, raw, "--budget.")[0]) from None

@@ -13,40 +13,29 @@ from typing import Any
 import optuna
 
 from msup.config import TrainConfig
-from msup.errors import InputError
+from msup.search.config.loggers import logger_problems
 from msup.search.config.space import SearchSpace
-from msup.search.config.study import (
-    StudyConfig,
-    problem_lines,
-    problems,
-    read_study_file,
-)
+from msup.search.config.study import StudyConfig, problems, read_study_file
 from msup.search.sampling.factory import study_sampler
 from msup.sizes import SizeCache
 
 
 def load_study_config(path: str | Path, **overrides: Any) -> StudyConfig:
     """Read a study file and check it all: its keys, its training config, its space against that config,
-    and its sampler's options. What ``msup study launch`` (and ``--dry-run``) does before anything starts."""
-    config = read_study_file(path, train_problems, **overrides)
+    its sampler's options and its loggers' packages. What ``msup study launch`` (and ``--dry-run``) does before
+    anything starts."""
+    config = read_study_file(path, TrainConfig.problems, **overrides)
     check_study(config, str(path))
     return config
 
 
 def check_study(config: StudyConfig, source: str) -> None:
-    """What a study needs beyond its keys before it runs: a space that trains within its size budget, and a
-    sampler its options build."""
+    """What a study needs beyond its keys before it runs: a space that trains within its size budget, a
+    sampler its options build, and the packages of its loggers."""
+    if missing := logger_problems(config.loggers):
+        raise problems(source, missing)
     check_space_against_training(config, source)
     study_sampler(config)
-
-
-def train_problems(train: Mapping[str, Any]) -> list[str]:
-    """A training config's problems, one line each (none: it is valid)."""
-    try:
-        TrainConfig.from_dict(train)
-    except InputError as exc:
-        return problem_lines(exc)
-    return []
 
 
 # Random configurations checked against the training config before a study starts.
@@ -71,14 +60,12 @@ def check_space_against_training(config: StudyConfig, source: str) -> None:
     for _ in range(len(study.get_trials()) + _VALIDATION_SAMPLES):
         trial = study.ask()
         values = config.space.sample(trial)
-        try:
-            train = config.train_config(values)
-        except InputError as exc:
-            for line in problem_lines(exc):  # one example per offending key
-                found.setdefault(line.split(":")[0], (line, values))
-        else:
-            if config.size_budget is not None:
-                sizes.append(cache.sizes(train)[config.size])
+        train = config.train_mapping(values)
+        lines = TrainConfig.problems(train)
+        for line in lines:  # one example per offending key
+            found.setdefault(line.split(":")[0], (line, values))
+        if config.size_budget is not None and not lines:
+            sizes.append(cache.sizes(TrainConfig.from_dict(train))[config.size])
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if found:
         lines = [f"search_space can produce an invalid training config: {line} (e.g. with {_brief(v)})"

@@ -27,14 +27,15 @@ dotted paths into the training configuration (``optim.warmup_epochs``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import optuna
+from pydantic import Field, ValidationError, model_validator
 
 from msup.errors import InputError
+from msup.validation import Float, KeyProblem, StrictModel, problem_lines
 
 ALIASES: dict[str, str] = {
     **{k: f"optim.{k}" for k in ("lr", "momentum", "nesterov", "weight_decay", "bn_weight_decay",
@@ -43,7 +44,6 @@ ALIASES: dict[str, str] = {
     **{k: f"model.{k}" for k in ("bn_affine", "dense_first_last", "width")},
 }
 COAT_KEYS = ("coats", "outer_density", "coat_keep")
-_KINDS = ("int", "float", "categorical")
 
 
 @dataclass(frozen=True)
@@ -154,13 +154,70 @@ def train_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
+class _Distribution(StrictModel):
+    when: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = Field(
+        None, description="sample only if the named, already sampled parameters take one of the listed values")
+
+
+class _Range(_Distribution):
+    """``low`` to ``high``, optionally on a log scale or a grid of ``step``."""
+
+    low: Float
+    high: Float
+    log: bool = False
+    step: Float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _a_range(self) -> _Range:
+        if self.low > self.high:
+            raise KeyProblem("low", f"{self.low:g} is above high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise KeyProblem("low", f"{self.low:g} must be > 0 for a log distribution")
+        if self.log and self.step is not None:
+            raise KeyProblem("step", "step and log cannot be combined")
+        return self
+
+
+class IntDistribution(_Range):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int | None = Field(None, gt=0)
+
+
+class FloatDistribution(_Range):
+    type: Literal["float"]
+
+
+class CategoricalDistribution(_Distribution):
+    type: Literal["categorical"]
+    choices: Annotated[list[Any], Field(min_length=1)]
+
+
+DISTRIBUTIONS: dict[str, type[IntDistribution | FloatDistribution | CategoricalDistribution]] = {
+    "int": IntDistribution, "float": FloatDistribution, "categorical": CategoricalDistribution,
+}
+Distribution = Annotated[IntDistribution | FloatDistribution | CategoricalDistribution, Field(discriminator="type")]
+
+
+class SpaceFile(StrictModel):
+    """A search space as written: for its JSON Schema (`parse_space` reads it, parameter by parameter)."""
+
+    model_config = StrictModel.model_config | {"title": "msup search space"}
+
+    description: str = ""
+    parameters: dict[str, Distribution | bool | int | float | str] = Field(
+        min_length=1, description="a parameter name (an alias such as lr, or a dotted training-config path) and "
+                                  "its distribution or fixed value")
+
+
 def parse_space(data: Any, where: str = "search_space") -> SearchSpace:
     """Validate a search-space mapping; every problem is reported at once with its key path."""
     errors: list[str] = []
     if not isinstance(data, Mapping):
         raise InputError(f"{where}: must be a mapping with a 'parameters' key, got {type(data).__name__}")
     for key in data:
-        if key not in ("parameters", "description"):
+        if key not in SpaceFile.model_fields:
             errors.append(f"{where}.{key}: unknown key (expected parameters, description)")
     raw = data.get("parameters")
     if not isinstance(raw, Mapping) or not raw:
@@ -199,53 +256,21 @@ def _parse_param(name: str, spec: Any, where: str, errors: list[str]) -> Param |
             errors.append(f"{where}: a list is ambiguous; write {{type: categorical, choices: [...]}}")
             return None
         return Param(name, "fixed", value=spec)
-    allowed = {"type", "low", "high", "log", "step", "choices", "when"}
-    for key in spec:
-        if key not in allowed:
-            errors.append(f"{where}.{key}: unknown key (expected one of {', '.join(sorted(allowed))})")
-    kind = spec.get("type")
-    if kind not in _KINDS:
-        errors.append(f"{where}.type: {kind!r} is not one of {', '.join(_KINDS)}")
+    model = DISTRIBUTIONS.get(spec.get("type"))  # type: ignore[arg-type]  # any value: a miss is reported
+    if model is None:
+        errors.append(f"{where}.type: {spec.get('type')!r} is not one of {', '.join(DISTRIBUTIONS)}")
         return None
-    when = _parse_when(spec.get("when"), f"{where}.when", errors)
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            errors.append(f"{where}.choices: must be a non-empty list")
-            return None
-        return Param(name, kind, choices=tuple(choices), when=when)
-    low, high, log, step = spec.get("low"), spec.get("high"), spec.get("log", False), spec.get("step")
-    number = int if kind == "int" else (int, float)
-    bad = False
-    for key, value in (("low", low), ("high", high)):
-        if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
-            errors.append(f"{where}.{key}: {value!r} must be a finite {'integer' if kind == 'int' else 'number'}")
-            bad = True
-    if not isinstance(log, bool):
-        errors.append(f"{where}.log: {log!r} must be true or false")
-        bad = True
-    if step is not None and (isinstance(step, bool) or not isinstance(step, number) or step <= 0):
-        errors.append(f"{where}.step: {step!r} must be a positive number")
-        bad = True
-    if bad or low is None or high is None:  # (checked above; None only to the type checker)
+    try:
+        dist = model.model_validate(spec)
+    except ValidationError as exc:
+        errors += problem_lines(exc, model, spec, f"{where}.")
         return None
-    if low > high:
-        errors.append(f"{where}: low={low} is above high={high}")
-    if log and low <= 0:
-        errors.append(f"{where}.low: {low} must be > 0 for a log distribution")
-    if log and step is not None:
-        errors.append(f"{where}: step and log cannot be combined")
+    when = tuple((str(k), tuple(v)) for k, v in (dist.when or {}).items())
+    if isinstance(dist, CategoricalDistribution):
+        return Param(name, dist.type, choices=tuple(dist.choices), when=when)
+    low, high = dist.low, dist.high
     if name in ("outer_density", "coat_keep") and not (0 < low and high < 1):
         errors.append(f"{where}: {name} must lie inside (0, 1), got [{low}, {high}]")
-    if name == "coats" and (kind != "int" or low < 1):
+    if name == "coats" and (dist.type != "int" or low < 1):
         errors.append(f"{where}: coats must be an int distribution with low >= 1")
-    return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
-
-
-def _parse_when(spec: Any, where: str, errors: list[str]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    if spec is None:
-        return ()
-    if not isinstance(spec, Mapping) or not all(isinstance(v, list) and v for v in spec.values()):
-        errors.append(f"{where}: must map parameter names to non-empty lists of values")
-        return ()
-    return tuple((str(k), tuple(v)) for k, v in spec.items())
+    return Param(name, dist.type, low=low, high=high, log=dist.log, step=dist.step, when=when)

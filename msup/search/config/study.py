@@ -40,64 +40,30 @@ Schema (paths are relative to the study file)::
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
 
 Every problem in the file, the training config and the search space is
-reported at once with its key path.
+reported at once with its key path. The keys are the models of
+`msup.search.config.study_file`; ``msup schema study`` prints their JSON Schema.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pydantic import ValidationError
+
+from msup.config import TrainConfig
 from msup.errors import InputError, first_line
 from msup.safe_yaml import parse_yaml
-from msup.search.config.budget import ComputeBudget, parse_budget
-from msup.search.config.loggers import parse_loggers
+from msup.search.config.budget import ComputeBudget
 from msup.search.config.space import SearchSpace, parse_space, train_overrides
+from msup.search.config.study_file import SizeBudget, StudyFile
 from msup.search.pruning.rules import PrunerSpec, parse_pruner
-
-if TYPE_CHECKING:
-    from msup.config import TrainConfig
+from msup.validation import problem_lines
 
 TrainCheck = Callable[[Mapping[str, Any]], list[str]]  # a training config's problems, one line each
-
-ACCURACY_OBJECTIVES = ("val_acc", "best_val_acc")
-SAMPLERS = ("tpe", "nsga2", "gp", "random")  # `msup.search.sampling.factory` builds them
-SIZE_OBJECTIVES = ("size_entropy_mib", "size_paper_mib", "size_artifact_bytes")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
-_KEYS = {
-    "name", "description", "train", "search_space", "objectives", "trials", "budget", "max_concurrent",
-    "sampler", "pruner", "resources", "size_budget", "storage", "ray_address", "runs_dir", "loggers", "checkpoint",
-}
-
-
-@dataclass(frozen=True)
-class SizeBudget:
-    """The sizes a study may train, in MiB of its size objective; a bound left out is open."""
-
-    min: float | None = None
-    max: float | None = None
-    count_rejected: bool = False  # a rejected configuration uses a trial of the study's budget
-
-    def violation(self, size: float) -> float:
-        """How far ``size`` lies outside (> 0), or inside (<= 0): Optuna's constraint convention."""
-        return max(size - (self.max if self.max is not None else math.inf),
-                   (self.min if self.min is not None else -math.inf) - size)
-
-    def rejection(self, size: float) -> str | None:
-        """Why ``size`` may not be trained, or None."""
-        if self.max is not None and size > self.max:
-            return f"size {size:.4g} MiB over the budget {self.max:g} MiB"
-        if self.min is not None and size < self.min:
-            return f"size {size:.4g} MiB under the budget's minimum {self.min:g} MiB"
-        return None
-
-    def to_dict(self) -> dict[str, float | bool]:
-        bounds: dict[str, float | bool] = {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
-        return {**bounds, "count_rejected": True} if self.count_rejected else bounds
+DEFAULT_SAMPLER = {"name": "tpe", "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -111,7 +77,7 @@ class StudyConfig:
     trials: int | None = 20  # None: the compute budget alone ends the study
     budget: ComputeBudget | None = None
     max_concurrent: int = 1
-    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": 0})
+    sampler: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SAMPLER))
     pruner: PrunerSpec = field(default_factory=lambda: parse_pruner({"name": "none"}, "pruner", []))
     cpu: float = 1.0
     gpu: float = 0.0
@@ -168,15 +134,17 @@ class StudyConfig:
         return {"cpu": self.cpu, "gpu": self.gpu, **memory}
 
     def planned_epochs(self, values: Mapping[str, Any]) -> int | None:
-        """A trial's epochs where its study's training config or sampled values set them (read without torch)."""
-        epochs = _merge(self.train, train_overrides(values)).get("optim", {}).get("epochs")
+        """A trial's epochs where its study's training config or sampled values set them."""
+        epochs = self.train_mapping(values).get("optim", {}).get("epochs")
         return epochs if isinstance(epochs, int) else None
 
-    def train_config(self, values: Mapping[str, Any]) -> TrainConfig:
-        """The training config of one trial: the base config with sampled values applied."""
-        from msup.config import TrainConfig
+    def train_mapping(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The training config of one trial, unchecked: the base config with sampled values applied."""
+        return _merge(self.train, train_overrides(values))
 
-        return TrainConfig.from_dict(_merge(self.train, train_overrides(values)))
+    def train_config(self, values: Mapping[str, Any]) -> TrainConfig:
+        """The training config of one trial, checked."""
+        return TrainConfig.from_dict(self.train_mapping(values))
 
 
 def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -227,99 +195,39 @@ def parse_study(
     Without it nothing imports torch: a stored study, checked when it was launched, is read this way.
     """
     errors: list[str] = []
-    for key in raw:
-        if key not in _KEYS:
-            errors.append(f"{key}: unknown key (expected one of {', '.join(sorted(_KEYS))})")
-    name = raw.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        errors.append(f"name: {name!r} must be 1-64 letters, digits, '.', '_' or '-' (it names a folder under runs/)")
-    train = _include(raw.get("train", {}), "train", base_dir, errors)
-    space_raw = _include(raw.get("search_space"), "search_space", base_dir, errors)
-    objectives = raw.get("objectives") or {}
-    accuracy, size = "val_acc", "size_entropy_mib"
-    if not isinstance(objectives, Mapping):
-        errors.append("objectives: must be a mapping with keys accuracy and size")
-    else:
-        unknown = set(objectives) - {"accuracy", "size"}
-        errors += [f"objectives.{k}: unknown key (expected accuracy, size)" for k in sorted(unknown)]
-        accuracy = objectives.get("accuracy", accuracy)
-        size = objectives.get("size", size)
-        if accuracy not in ACCURACY_OBJECTIVES:
-            errors.append(f"objectives.accuracy: {accuracy!r} is not one of {', '.join(ACCURACY_OBJECTIVES)}")
-        if size not in SIZE_OBJECTIVES:
-            errors.append(f"objectives.size: {size!r} is not one of {', '.join(SIZE_OBJECTIVES)}")
-    budget = parse_budget(raw.get("budget"), "budget", errors)
-    trials = None if raw.get("trials") is None and budget is not None else _positive_int(
-        20 if raw.get("trials") is None else raw["trials"], "trials", errors)
-    max_concurrent = _positive_int(raw.get("max_concurrent", 1), "max_concurrent", errors)
-    sampler = raw.get("sampler", {"name": "tpe", "seed": 0})
-    if not isinstance(sampler, Mapping) or sampler.get("name") not in SAMPLERS:
-        errors.append(f"sampler: needs name: one of {', '.join(SAMPLERS)} (got {sampler!r})")
-    pruner = parse_pruner(raw.get("pruner", {"name": "none"}), "pruner", errors)
-    resources = raw.get("resources", {}) or {}
-    cpu, gpu, memory_gib = 1.0, 0.0, None
-    if not isinstance(resources, Mapping) or set(resources) - {"cpu", "gpu", "memory_gib"}:
-        errors.append(f"resources: must be a mapping with keys cpu, gpu and memory_gib, got {resources!r}")
-    else:
-        cpu = _number_in(resources.get("cpu", 1), "resources.cpu", 0.0, None, errors)
-        gpu = _number_in(resources.get("gpu", 0), "resources.gpu", 0.0, None, errors, allow_zero=True)
-        if resources.get("memory_gib") is not None:
-            memory_gib = _number_in(resources["memory_gib"], "resources.memory_gib", 0.0, None, errors)
-        if gpu > 1 and gpu != int(gpu):
-            errors.append(f"resources.gpu: {gpu} above 1 must be a whole number of GPUs")
-    size_budget = _size_budget(raw.get("size_budget"), size, errors)
-    loggers = parse_loggers(raw.get("loggers"), errors)
-    checkpoint_every_s = _checkpoint_every_s(raw.get("checkpoint"), errors)
-    for key in ("storage", "ray_address", "runs_dir", "description"):
-        if raw.get(key) is not None and not isinstance(raw.get(key), str):
-            errors.append(f"{key}: {raw.get(key)!r} must be a string")
+    try:
+        file: StudyFile | None = StudyFile.model_validate(raw)
+        invalid: set[Any] = set()
+    except ValidationError as exc:
+        file, errors = None, problem_lines(exc, StudyFile, raw)
+        invalid = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    train = None if "train" in invalid else _include(raw.get("train", {}), "train", base_dir, errors)
+    space_raw = None if "search_space" in invalid else _include(raw["search_space"], "search_space", base_dir, errors)
+    pruner = None if "pruner" in invalid else parse_pruner(raw.get("pruner", {"name": "none"}), "pruner", errors)
     space = None
     if space_raw is not None:
         try:
             space = parse_space(space_raw)
         except InputError as exc:
             errors += str(exc).splitlines()
+    if file is not None and file.size_budget is not None and file.objectives.size == "size_artifact_bytes":
+        errors.append("size_budget: the artifact's size is known only after training; "
+                      "budget size_entropy_mib or size_paper_mib instead")
     if train_problems is not None and train is not None:  # an unreadable train file is reported above, once
         errors += [f"train.{line}" for line in train_problems(train)]
     if errors:
         raise problems(source, errors)
-    assert space is not None and isinstance(name, str) and train is not None and space_raw is not None
+    assert file is not None and space is not None and train is not None and space_raw is not None and pruner
     return StudyConfig(
-        name=name, train=dict(train), space=space, space_raw=dict(space_raw), accuracy=accuracy, size=size,
-        trials=trials, budget=budget, max_concurrent=max_concurrent, sampler=dict(sampler), pruner=pruner, cpu=cpu, gpu=gpu,
-        memory_gib=memory_gib, size_budget=size_budget,
-        storage=raw.get("storage"), ray_address=raw.get("ray_address"), runs_dir=raw.get("runs_dir"),
-        loggers=loggers, checkpoint_every_s=checkpoint_every_s, description=str(raw.get("description") or ""),
+        name=file.name, train=train, space=space, space_raw=space_raw, accuracy=file.objectives.accuracy,
+        size=file.objectives.size, trials=20 if file.trials is None and file.budget is None else file.trials,
+        budget=file.budget, max_concurrent=file.max_concurrent, sampler=dict(raw.get("sampler") or DEFAULT_SAMPLER),
+        pruner=pruner, cpu=file.resources.cpu, gpu=file.resources.gpu, memory_gib=file.resources.memory_gib,
+        size_budget=file.size_budget, storage=file.storage, ray_address=file.ray_address, runs_dir=file.runs_dir,
+        loggers=file.loggers.to_dict() if file.loggers is not None else {},
+        checkpoint_every_s=file.checkpoint.every_s if file.checkpoint is not None else 0.0,
+        description=file.description,
     )
-
-
-def _checkpoint_every_s(raw: Any, errors: list[str]) -> float:
-    if raw is None:
-        return 0.0
-    if not isinstance(raw, Mapping) or set(raw) != {"every_s"}:
-        errors.append(f"checkpoint: must be a mapping with the key every_s (seconds), got {raw!r}")
-        return 0.0
-    return _number_in(raw["every_s"], "checkpoint.every_s", 0.0, None, errors, allow_zero=True)
-
-
-def _size_budget(raw: Any, size_key: str, errors: list[str]) -> SizeBudget | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping) or not set(raw) & {"min", "max"} or set(raw) - {"min", "max", "count_rejected"}:
-        errors.append(f"size_budget: must be a mapping with max and/or min (in MiB of {size_key}) and optionally "
-                      f"count_rejected, got {raw!r}")
-        return None
-    count_rejected = raw.get("count_rejected", False)
-    if not isinstance(count_rejected, bool):
-        errors.append(f"size_budget.count_rejected: {count_rejected!r} must be true or false")
-    if size_key == "size_artifact_bytes":
-        errors.append("size_budget: the artifact's size is known only after training; "
-                      "budget size_entropy_mib or size_paper_mib instead")
-        return None
-    bounds = {k: _number_in(raw[k], f"size_budget.{k}", 0.0, None, errors) for k in ("min", "max") if k in raw}
-    if "min" in bounds and "max" in bounds and bounds["min"] >= bounds["max"]:
-        errors.append(f"size_budget: min {bounds['min']:g} must be below max {bounds['max']:g}")
-    return SizeBudget(bounds.get("min"), bounds.get("max"), count_rejected is True)
 
 
 def problems(source: str, lines: list[str]) -> InputError:
@@ -327,12 +235,6 @@ def problems(source: str, lines: list[str]) -> InputError:
     if len(lines) == 1:
         return InputError(f"{source}: {lines[0]}")
     return InputError(f"{source}: {len(lines)} problem(s):\n  " + "\n  ".join(lines))
-
-
-def problem_lines(exc: InputError) -> list[str]:
-    """The individual problems of a training-config error, without its heading line."""
-    lines = [line.strip() for line in str(exc).splitlines()]
-    return lines[1:] if len(lines) > 1 and lines[0].endswith(":") else lines
 
 
 def _include(value: Any, key: str, base_dir: Path, errors: list[str]) -> dict[str, Any] | None:
@@ -354,20 +256,3 @@ def _include(value: Any, key: str, base_dir: Path, errors: list[str]) -> dict[st
         errors.append(f"{key}: must be a mapping or a path to a YAML file, got {type(value).__name__}")
         return None
     return dict(value)
-
-
-def _positive_int(value: Any, key: str, errors: list[str]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        errors.append(f"{key}: {value!r} must be a whole number >= 1")
-        return 1
-    return value
-
-
-def _number_in(value: Any, key: str, low: float, high: float | None, errors: list[str], allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and (value < low or (value == low and not allow_zero) or (high is not None and value > high)):
-        ok = False
-    if not ok:
-        errors.append(f"{key}: {value!r} must be a number {'>=' if allow_zero else '>'} {low:g}")
-        return 0.0
-    return float(value)
