@@ -11,10 +11,9 @@ one of two ways (``--answer``):
   exact, and the curve is predicted by a forest fitted on the bank's curves.
   On the digits bank a configuration's final accuracy is predicted 3x better
   this way than by its nearest neighbour (BENCHMARKS.md): in nine dimensions
-  3,000 configurations leave neighbours far apart. The forest predicts a
-  configuration's mean curve; one training seed's deviation from its mean,
-  drawn from the bank's multi-seed configurations, is added to it
-  (``forest_mean`` leaves it out).
+  3,000 configurations leave neighbours far apart. A forest's curves shrink
+  toward the mean, so each is given what the forest misses on bank
+  configurations it predicts alike (out of fold; ``forest_mean`` leaves it out).
 
 Trials run on a simulated clock: ``max_concurrent`` workers, per-epoch seconds
 from the bank, plus a fixed overhead per trial (`TRIAL_OVERHEAD_S`, measured
@@ -99,8 +98,8 @@ class BankAnswers:
     ``nearest``: the nearest bank run in the same cell (coats and categorical values equal), whose values the
     trial then carries. ``forest_mean``: the sampled values kept (their sizes are exact), the curve predicted by
     a multi-output forest fitted on the bank's curves (seeded, so every replay sees the same surrogate).
-    ``forest``: that curve plus one training seed's deviation from its configuration's mean (`SeedSpread`),
-    since a front is made of lucky draws, not of means.
+    ``forest``: that curve plus what the forest misses on configurations it predicts alike (`ForestMisses`),
+    since a front is made of the best draws, not of means.
     """
 
     def __init__(self, space: Any, bank: pd.DataFrame, mode: str = "nearest") -> None:
@@ -116,7 +115,7 @@ class BankAnswers:
             rows = np.array([i for i, k in enumerate(keys) if k == key])
             self._cells[key] = (rows, np.array([coords[i] for i in rows]))
         self._forest = fit_forest(space, self.runs) if mode.startswith("forest") else None
-        self._spread = SeedSpread(bank) if mode == "forest" else None
+        self._misses = ForestMisses(space, self.runs) if mode == "forest" else None
 
     def key(self, values: dict[str, Any]) -> tuple:
         return tuple(json.dumps(values.get(name)) for name in self.exact)
@@ -153,8 +152,8 @@ class BankAnswers:
             run.update(curve=list(near["val_acc"]), test_acc=near["test_acc"], error=near["error"])
             return dict(near["values"]), run
         curve = self._forest.predict([features(self.space, values)])[0]
-        if self._spread is not None:
-            curve = curve + self._spread.draw(float(curve[-1]), json.dumps(values, sort_keys=True))
+        if self._misses is not None:
+            curve = curve + self._misses.draw(float(curve[-1]), json.dumps(values, sort_keys=True))
         run.update(curve=[float(a) for a in np.clip(curve, 0.0, 1.0)], test_acc=float("nan"), error="")
         return values, run
 
@@ -162,28 +161,17 @@ class BankAnswers:
 ANSWERS = ("nearest", "forest", "forest_mean")
 
 
-class SeedSpread:
-    """How far one training seed's curve lies from its configuration's mean curve, from the bank's configurations
-    trained with several seeds: a residual curve drawn for a configuration, among configurations of a similar
-    final accuracy (the spread is wider on the cliff between learning and chance than on the plateau)."""
+class ForestMisses:
+    """What the forest misses, so that replayed finals spread as the bank's do: a configuration's residual curve
+    (its bank curve minus the forest's prediction from folds that left it out), drawn among the bank
+    configurations the forest predicts alike. It holds the seed spread and the surrogate's own error; without
+    it the forest's curves shrink toward the mean and replayed fronts come out below real ones."""
 
-    NEIGHBOURS = 90  # residual curves to draw from: 30 configurations of 3 seeds
+    NEIGHBOURS = 90  # residual curves to draw from, those of the nearest predicted finals
 
-    def __init__(self, bank: pd.DataFrame) -> None:
-        length = bank["val_acc"].map(len).max()
-        full = bank[(bank["error"] == "") & (bank["val_acc"].map(len) == length)]
-        levels, residuals = [], []
-        for _, runs in full.groupby("config"):
-            if len(runs) < 2:
-                continue
-            curves = np.stack(runs["val_acc"].to_numpy())
-            mean = curves.mean(axis=0)
-            # deviations from a mean of k runs have (k - 1) / k of the seed variance: scaled back up to it
-            residuals += list((curves - mean) * math.sqrt(len(runs) / (len(runs) - 1)))
-            levels += [mean[-1]] * len(runs)
-        if not residuals:
-            raise ValueError("the bank holds no configuration trained with more than one seed")
-        self.levels, self.residuals = np.array(levels), np.stack(residuals)
+    def __init__(self, space: Any, runs: pd.DataFrame) -> None:
+        predicted, actual = out_of_fold(space, runs)
+        self.levels, self.residuals = predicted[:, -1], actual - predicted
 
     def draw(self, final: float, key: str) -> np.ndarray:
         """A residual curve for the configuration ``key`` (the same one in every arm and replay), predicted to
@@ -221,10 +209,27 @@ def fit_forest(space: Any, runs: pd.DataFrame) -> Any:
     """Extremely randomised trees, one multi-output model of the whole validation curve (full-length runs only)."""
     from sklearn.ensemble import ExtraTreesRegressor
 
-    length = runs["val_acc"].map(len).max()
-    full = runs[(runs["error"] == "") & (runs["val_acc"].map(len) == length)]
+    full = _full_length(runs)
     forest = ExtraTreesRegressor(n_estimators=100, min_samples_leaf=2, random_state=0, n_jobs=1)
     return forest.fit([features(space, v) for v in full["values"]], np.stack(full["val_acc"].to_numpy()))
+
+
+def _full_length(runs: pd.DataFrame) -> pd.DataFrame:
+    length = runs["val_acc"].map(len).max()
+    return runs[(runs["error"] == "") & (runs["val_acc"].map(len) == length)].reset_index(drop=True)
+
+
+def out_of_fold(space: Any, runs: pd.DataFrame, folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, actual) curves of the full-length runs, each predicted by a forest fitted without it."""
+    from sklearn.model_selection import KFold
+
+    full = _full_length(runs)
+    actual = np.stack(full["val_acc"].to_numpy())
+    predicted = np.empty_like(actual)
+    for fitted, held in KFold(folds, shuffle=True, random_state=0).split(full):
+        forest = fit_forest(space, full.iloc[fitted])
+        predicted[held] = forest.predict([features(space, v) for v in full.iloc[held]["values"]])
+    return predicted, actual
 
 
 class AnsweringSpace:
@@ -427,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--half", default="all", choices=("all", "a", "b"), help="answer from half of the bank")
     parser.add_argument("--answer", default="forest", choices=ANSWERS,
                         help="nearest: the nearest bank run; forest: sampled values, curve from a forest on the bank plus "
-                             "a seed's deviation; forest_mean: the forest's curve alone")
+                             "what it misses on alike configurations; forest_mean: the forest's curve alone")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, help="default benchmarks/replays/<study name>")
     args = parser.parse_args(argv)

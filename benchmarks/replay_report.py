@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from curve_bank import load_bank
-from replay import ROOT, BankAnswers, bank_half, features, fit_forest, replayed_study
+from replay import ROOT, BankAnswers, bank_half, out_of_fold, replayed_study
 from scipy.stats import trim_mean
 
 from msup.analysis.pareto import hypervolume, pareto_mask
@@ -207,16 +207,10 @@ def sim_to_real(replayed: pd.DataFrame, real: pd.DataFrame, draws: int = 4000) -
 # --- bank quality ----------------------------------------------------------------------------------------------
 
 
-def forest_error(answers: BankAnswers, folds: int = 5) -> tuple[float, float]:
+def forest_error(answers: BankAnswers) -> tuple[float, float]:
     """Mean and median absolute error of the forest's final accuracy on bank configurations it was not fitted on."""
-    from sklearn.model_selection import KFold
-
-    runs = answers.runs[answers.runs["error"] == ""].reset_index(drop=True)
-    errors: list[float] = []
-    for fitted, held in KFold(folds, shuffle=True, random_state=0).split(runs):
-        forest = fit_forest(answers.space, runs.iloc[fitted])
-        predicted = forest.predict([features(answers.space, v) for v in runs.iloc[held]["values"]])[:, -1]
-        errors += list(np.abs(predicted - runs.iloc[held]["val_acc"].map(lambda c: c[-1]).to_numpy()))
+    predicted, actual = out_of_fold(answers.space, answers.runs)
+    errors = np.abs(predicted[:, -1] - actual[:, -1])
     return float(np.mean(errors)), float(np.median(errors))
 
 

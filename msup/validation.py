@@ -81,7 +81,7 @@ def _input_path(raw: Any, error: ErrorDetails) -> list[str | int]:
             raw = raw[part]
         elif isinstance(raw, (list, tuple)) and isinstance(part, int) and part < len(raw):
             raw = raw[part]
-        elif not (i == len(error["loc"]) - 1 and error["type"] == "missing"):
+        elif not (i == len(error["loc"]) - 1 and error["type"] in ("missing", "extra_forbidden")):
             break
         path.append(part)
     return path

@@ -16,7 +16,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train one configuration; report accuracy and model size",
         description=(
-            "Train the configuration in CONFIG.yaml (schema: msup/config.py; examples: studies/train/) and "
+            "Train the configuration in CONFIG.yaml (schema: `msup schema train`; examples: studies/train/) and "
             "write DIR/config.yaml (resolved), DIR/metrics.jsonl (one line per epoch), DIR/checkpoint.pt "
             "(after every epoch) and DIR/final.json (validation and test accuracy of the final and the "
             "best-validation state, sizes in MiB, wall_s in seconds). The whole configuration and the data "

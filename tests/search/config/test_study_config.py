@@ -70,6 +70,8 @@ def test_valid_study_resolves_files_relative_to_itself(tmp_path):
         (base(search_space="missing.yaml"), "search_space: file 'missing.yaml' not found"),
         (base(search_space=None), "search_space: None must be a path to a YAML file or a mapping"),
         (base(sampler={"seed": 1}), "sampler.name: required"),
+        (base(loggers=["mlflow", "neptune"]), "loggers.neptune: unknown key; known keys: mlflow, wandb, tensorboard"),
+        (base(loggers={"wandb": {"projekt": "x"}}), "loggers.wandb.projekt: unknown key; did you mean project?"),
         (base(max_concurrent=True), "max_concurrent: True must be an integer"),
         (base(train={"optim": {"lr": -1}}), "train.optim.lr"),
         (base(train={"optim": {"epochs": 2}, "modle": {}}), "train.modle"),
