@@ -5,9 +5,11 @@ One row per Optuna trial. Columns:
 =====================  ====================================================
 ``trial``              Optuna trial number (integer, unique); the trial order
 ``ray_trial_id``       Ray Tune's id for the same trial (text)
-``state``              ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or
+``state``              ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``,
                        ``REJECTED`` (outside the study's size budget: never
-                       trained)
+                       trained) or ``WAITING`` (enqueued, not started)
+``enqueued``           its index in the study file's ``enqueue:`` list;
+                       empty for a configuration the sampler drew
 parameters             every sampled parameter in its own column: ``coats``
                        (N, integer >= 1), ``sparsity_1`` .. ``sparsity_N``
                        (empty beyond the trial's coat count), ``scale_init``,
@@ -57,18 +59,18 @@ if TYPE_CHECKING:
 TRIAL, RAY_TRIAL_ID, STATE, COATS, SEED = "trial", "ray_trial_id", "state", "coats", "seed"
 EPOCHS, DENSE_MIB, COMPRESSION, WALL_S, TRAIN_S = "epochs", "dense_mib", "compression", "wall_s", "train_s"
 START_TIME, END_TIME, STOPPED_BY = "start_time", "end_time", "stopped_by"
-ERROR, REJECTED_REASON = "error", "rejected"
+ERROR, REJECTED_REASON, ENQUEUED = "error", "rejected", "enqueued"
 VAL_ACC, BEST_VAL_ACC, TEST_ACC = "val_acc", "best_val_acc", "test_acc"
 SIZE_PAPER_MIB, SIZE_ENTROPY_MIB = "size_paper_mib", "size_entropy_mib"
 SIZE_ARTIFACT_BYTES = "size_artifact_bytes"
 
 ACCURACY_COLUMNS = (VAL_ACC, BEST_VAL_ACC, TEST_ACC)
 SIZE_COLUMNS = (SIZE_ENTROPY_MIB, SIZE_PAPER_MIB, SIZE_ARTIFACT_BYTES)
-COMPLETE, PRUNED, FAIL, RUNNING, REJECTED = "COMPLETE", "PRUNED", "FAIL", "RUNNING", "REJECTED"
-STATES = (COMPLETE, PRUNED, FAIL, RUNNING, REJECTED)
+COMPLETE, PRUNED, FAIL, RUNNING, REJECTED, WAITING = "COMPLETE", "PRUNED", "FAIL", "RUNNING", "REJECTED", "WAITING"
+STATES = (COMPLETE, PRUNED, FAIL, RUNNING, REJECTED, WAITING)
 
 REQUIRED_COLUMNS = (TRIAL, STATE, COATS, *ACCURACY_COLUMNS, *SIZE_COLUMNS, DENSE_MIB)
-NUMERIC_COLUMNS = (*REQUIRED_COLUMNS[2:], TRIAL, SEED, EPOCHS, COMPRESSION, WALL_S, TRAIN_S)
+NUMERIC_COLUMNS = (*REQUIRED_COLUMNS[2:], TRIAL, SEED, EPOCHS, COMPRESSION, WALL_S, TRAIN_S, ENQUEUED)
 TIME_COLUMNS = (START_TIME, END_TIME)
 # Identifiers and free text: read verbatim, whatever their characters (a Ray id such as
 # "00123456" or "12345e67" is not a number). An empty cell is the only missing value.
@@ -76,7 +78,7 @@ TEXT_COLUMNS = (RAY_TRIAL_ID, STOPPED_BY, ERROR, REJECTED_REASON)
 # Columns that are outcomes or bookkeeping, not part of a trial's configuration.
 NON_PARAMETER_COLUMNS = frozenset(
     (TRIAL, RAY_TRIAL_ID, STATE, SEED, EPOCHS, *ACCURACY_COLUMNS, *SIZE_COLUMNS,
-     DENSE_MIB, COMPRESSION, WALL_S, TRAIN_S, *TIME_COLUMNS, STOPPED_BY, ERROR, REJECTED_REASON)
+     DENSE_MIB, COMPRESSION, WALL_S, TRAIN_S, *TIME_COLUMNS, STOPPED_BY, ERROR, REJECTED_REASON, ENQUEUED)
 )
 BYTES_PER_MIB = 1024**2
 

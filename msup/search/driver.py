@@ -36,6 +36,7 @@ from msup.search.execution.runner import restore_tuner, start_tuner
 from msup.search.sampling.factory import study_sampler
 from msup.search.state.account import Gate, budget_account
 from msup.search.state.driver_lock import hold_driver_lock
+from msup.search.state.enqueued import enqueue_once
 from msup.search.state.layout import RAY_DIR, STUDY_FILE
 from msup.search.state.ledger import StudyLedger, release_ledgers, start_driver_clock
 from msup.search.state.storage import load_or_create, load_stored_study, open_storage, study_storage_url
@@ -85,6 +86,7 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
     folder.make()
     with driver_lock(folder, storage_url):
         study = _open_study(config, storage_url)  # tables first: readers find the study by its study.yaml
+        enqueue_once(study, config.enqueue)
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("pruner", config.pruner.raw)
         _write_study_file(folder, {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address})
@@ -112,6 +114,7 @@ def resume(
                                        **({"budget": extended.budget.to_dict()} if extended.budget else {})})
         config, address = extended, address or config.ray_address
         study = _open_study(config, storage_url)
+        enqueue_once(study, config.enqueue)  # where a launch died before its list was all in the storage
         latest = _latest_run(folder)
         if latest is not None and _restorable(latest) and _has_work(study, config):
             if _run(config, folder, storage_url, address, 0, restore=latest):  # Ctrl-C: the rest waits for the next resume

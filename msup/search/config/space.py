@@ -27,6 +27,7 @@ dotted paths into the training configuration (``optim.warmup_epochs``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -87,6 +88,16 @@ class Param:
         cast = int if self.kind == "int" else float
         return [cast(bound) for bound in self.bounds]
 
+    def value_problem(self, value: Any) -> str | None:
+        """Why ``value`` is not a value this parameter can take, or None."""
+        if self.kind == "categorical":
+            return None if value in self.choices else f"{value!r} is not one of {', '.join(map(str, self.choices))}"
+        number = int if self.kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number):
+            return f"{value!r} must be {'an integer' if self.kind == 'int' else 'a number'}"
+        low, high = self.bounds
+        return None if low <= value <= high else f"{value!r} is outside [{low:g}, {high:g}]"
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -120,6 +131,25 @@ class SearchSpace:
             for i, sparsity in enumerate(sparsities_from(values), start=1):
                 values[f"sparsity_{i}"] = sparsity
         return values
+
+
+    def configuration_problems(self, values: Mapping[str, Any]) -> list[str]:
+        """Why ``values``, parameters of this space (a study's ``enqueue:`` entry), is not a draw it can make;
+        one line per parameter, starting with its name. Parameters left out are sampled."""
+        problems = []
+        coats = values.get("coats")
+        for name, value in values.items():
+            inner = re.fullmatch(r"coat_keep_(\d+)", str(name))
+            param = self.param("coat_keep" if inner else str(name))
+            if param is None or param.kind == "fixed" or name == "coat_keep":
+                sampled = [p.name for p in self.params if p.kind != "fixed" and p.name != "coat_keep"]
+                problems.append(f"{name}: not a sampled parameter of the search space ({', '.join(sampled)}, "
+                                "and coat_keep_2 ... coat_keep_N)")
+            elif inner and not (isinstance(coats, int) and 2 <= int(inner.group(1)) <= coats):
+                problems.append(f"{name}: needs coats >= {inner.group(1)} in the same configuration")
+            elif problem := param.value_problem(value):
+                problems.append(f"{name}: {problem}")
+        return problems
 
 
 def _condition_holds(param: Param, values: Mapping[str, Any]) -> bool:

@@ -38,6 +38,10 @@ Schema (paths are relative to the study file)::
     loggers: {mlflow: {tracking_uri: sqlite:///mlflow.db}}   # optional: experiment trackers
                                       # (mlflow, wandb, tensorboard; see msup.search.execution.trackers)
     ray_address: null                 # null = a local Ray instance; "auto" or ray://host:port
+    enqueue:                          # optional: configurations trained first, exactly once over launch and
+      - {coats: 3, outer_density: 0.3, coat_keep_2: 0.2627, coat_keep_3: 0.4}   # resumes (the paper's
+      - {coats: 1, outer_density: 0.3}  # recipe, edge-popup's 30 %), in the space's own parameters; those
+                                      # left out are sampled; marked in trials.csv's enqueued column
 
 Every problem in the file, the training config and the search space is
 reported at once with its key path. The keys are the models of
@@ -88,6 +92,7 @@ class StudyConfig:
     runs_dir: str | None = None
     loggers: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracker name -> options
     checkpoint_every_s: float = 0.0  # 0: a checkpoint after every epoch
+    enqueue: tuple[dict[str, Any], ...] = ()  # configurations trained first, once (`state.enqueued`)
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +116,7 @@ class StudyConfig:
             **({"runs_dir": self.runs_dir} if self.runs_dir is not None else {}),
             **({"loggers": self.loggers} if self.loggers else {}),
             **({"checkpoint": {"every_s": self.checkpoint_every_s}} if self.checkpoint_every_s else {}),
+            **({"enqueue": [dict(values) for values in self.enqueue]} if self.enqueue else {}),
         }
 
     @property
@@ -210,6 +216,9 @@ def parse_study(
             space = parse_space(space_raw)
         except InputError as exc:
             errors += str(exc).splitlines()
+    if file is not None and space is not None:
+        errors += [f"enqueue[{i}].{line}" for i, values in enumerate(file.enqueue)
+                   for line in space.configuration_problems(values)]
     if file is not None and file.size_budget is not None and file.objectives.size == "size_artifact_bytes":
         errors.append("size_budget: the artifact's size is known only after training; "
                       "budget size_entropy_mib or size_paper_mib instead")
@@ -226,7 +235,7 @@ def parse_study(
         size_budget=file.size_budget, storage=file.storage, ray_address=file.ray_address, runs_dir=file.runs_dir,
         loggers=file.loggers.to_dict() if file.loggers is not None else {},
         checkpoint_every_s=file.checkpoint.every_s if file.checkpoint is not None else 0.0,
-        description=file.description,
+        description=file.description, enqueue=tuple(file.enqueue),
     )
 
 

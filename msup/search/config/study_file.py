@@ -160,6 +160,9 @@ class StudyFile(StrictModel):
     storage: str | None = Field(None, description="Optuna URL or journal file; null: sqlite runs/<name>/optuna.db")
     runs_dir: str | None = Field(None, description="where runs/<name>/ goes: a path or s3://bucket/prefix")
     checkpoint: Checkpoint | None = None
+    enqueue: list[dict[str, Any]] = Field([], description="configurations trained first, once, in the search "
+                                          "space's own parameters (e.g. coats, outer_density, coat_keep_2, lr); "
+                                          "parameters left out are sampled")
     loggers: Loggers | None = None
     ray_address: str | None = Field(None, description="null: a local Ray instance; 'auto' or ray://host:port")
 

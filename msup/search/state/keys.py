@@ -21,7 +21,9 @@ ERROR_ATTR = "error"  # why a trial failed (also the key of a failed trial's las
 REJECTED_ATTR = "rejected"  # why a sampled configuration was never trained (outside the size budget);
 # its outcome is REJECTED, and in the storage it is PRUNED with its size constraint violated
 BUDGET_CONSTRAINT = "size_budget"  # the constraint each trial of a size-budgeted study is told: > 0 outside
+ENQUEUED_ATTR = "enqueued"  # a trial the study file's enqueue: list asked for: its index in that list
 SHADOW_ATTR = "shadow_trial_id"  # a main trial's shadow trial's storage id (`execution.scheduler`)
 SIZE_ATTR = "size"  # a shadow trial's size objective
 
 CLOCK_ATTR = "driver_s"  # study attribute: seconds its drivers ran, over all resumes
+ENQUEUED_ALL_ATTR = "enqueued_all"  # study attribute: every enqueue: entry is in the storage

@@ -201,7 +201,7 @@ class StudyLedger:
         self.trials[trial.number] = record
         self.spent_epochs += max(record.curve, default=0)
         self.spent_train_s += record.train_s
-        if not trial.state.is_finished():
+        if trial.state == TrialState.RUNNING:  # a WAITING (enqueued) trial is not started: `ask` takes it
             self.unfinished.add(trial.number)
         for epoch, accuracy in record.curve.items():
             self._reach(record, epoch, accuracy)

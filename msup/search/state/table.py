@@ -5,7 +5,8 @@ One row per Optuna trial, columns as documented in `msup.analysis.table`: ``tria
 outside the size budget), every sampled parameter, ``epochs``, accuracies, the
 three sizes, ``dense_mib``, ``compression``, ``wall_s``, ``train_s``,
 ``start_time``, ``end_time``, ``stopped_by`` (who ended it early, and why),
-``error`` and ``rejected`` (why it was never trained).
+``error``, ``rejected`` (why it was never trained) and ``enqueued`` (its index
+in the study file's ``enqueue:`` list).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from msup import failpoints
 from msup.analysis.table import REJECTED
 from msup.folder import Folder
 from msup.search.state.keys import (
+    ENQUEUED_ATTR,
     ERROR_ATTR,
     PRUNED_ATTR,
     RAY_ATTR,
@@ -50,7 +52,7 @@ def trials_table(study: optuna.Study, accuracy: str = "val_acc") -> pd.DataFrame
 
 
 _METRICS = ("epochs", "val_acc", *_ATTR_COLUMNS, "compression", "start_time", "end_time", "stopped_by", "error",
-            "rejected")
+            "rejected", "enqueued")
 
 
 def _param_order(name: str) -> tuple[int, str]:
@@ -84,6 +86,7 @@ def _row(trial: optuna.trial.FrozenTrial, accuracy: str) -> dict[str, Any]:
     row["stopped_by"] = stopped_by(row["state"], attrs)
     row["error"] = attrs.get(ERROR_ATTR, "")
     row["rejected"] = attrs.get(REJECTED_ATTR, "")
+    row["enqueued"] = attrs.get(ENQUEUED_ATTR)
     return row
 
 

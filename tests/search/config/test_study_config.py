@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from studykit import write_study
 
+from msup.cli import main
 from msup.errors import InputError
 from msup.search.config.preflight import load_study_config
 
@@ -123,3 +125,24 @@ def test_the_edge_popup_twin_differs_from_its_study_only_in_its_coats(study):
     params = {name: spec for name, spec in mine["search_space"]["parameters"].items() if name not in coat_settings}
     assert params == {n: s for n, s in theirs["search_space"]["parameters"].items() if n not in coat_settings}
     assert twin.space.max_coats == 1
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"lr": 0.9}, "enqueue[0].lr: 0.9 is outside [0.05, 0.3]"),
+    ({"coats": 5}, "enqueue[0].coats: 5 is outside [1, 3]"),
+    ({"coats": 2.0}, "enqueue[0].coats: 2.0 must be an integer"),
+    ({"coats": 2, "coat_keep_3": 0.4}, "enqueue[0].coat_keep_3: needs coats >= 3 in the same configuration"),
+    ({"momentum": 0.5}, "enqueue[0].momentum: not a sampled parameter of the search space"),
+    ({"coat_keep": 0.5}, "enqueue[0].coat_keep: not a sampled parameter"),
+])
+def test_an_enqueued_configuration_outside_the_space_is_one_line_and_exit_2(tmp_path, capsys, entry, problem):
+    path = write_study(tmp_path, "bad", enqueue=[entry])
+    assert main(["study", "launch", str(path), "--runs-dir", str(tmp_path / "runs"), "--dry-run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and problem in error, error
+
+
+def test_enqueued_configurations_are_kept_in_the_resolved_study(tmp_path):
+    entries = [{"coats": 3, "outer_density": 0.3, "coat_keep_2": 0.2627, "coat_keep_3": 0.4}, {"lr": 0.1}]
+    config = load_study_config(write_study(tmp_path, "ok", enqueue=entries))
+    assert config.enqueue == tuple(entries) and config.to_dict()["enqueue"] == entries
