@@ -77,14 +77,20 @@ def _input_path(raw: Any, error: ErrorDetails) -> list[str | int]:
     (``int``, ``function-after[...]``) into locations, which is no key of the user's."""
     path: list[str | int] = []
     for i, part in enumerate(error["loc"]):
-        if isinstance(raw, Mapping) and part in raw:
-            raw = raw[part]
-        elif isinstance(raw, (list, tuple)) and isinstance(part, int) and part < len(raw):
-            raw = raw[part]
-        elif not (i == len(error["loc"]) - 1 and error["type"] in ("missing", "extra_forbidden")):
+        found, raw = _child(raw, part)
+        if not found and not (i == len(error["loc"]) - 1 and error["type"] in ("missing", "extra_forbidden")):
             break
         path.append(part)
     return path
+
+
+def _child(node: Any, part: str | int) -> tuple[bool, Any]:
+    """(whether ``node`` has ``part``, the value there)."""
+    if isinstance(node, Mapping) and part in node:
+        return True, node[part]
+    if isinstance(node, (list, tuple)) and isinstance(part, int) and part < len(node):
+        return True, node[part]
+    return False, None
 
 
 def _message(error: ErrorDetails, value: Any, model: type[BaseModel] | None, loc: Sequence[str | int]) -> str:
@@ -120,11 +126,8 @@ def _message(error: ErrorDetails, value: Any, model: type[BaseModel] | None, loc
 
 def _value_at(raw: Any, loc: Sequence[str | int]) -> Any:
     for part in loc:
-        if isinstance(raw, Mapping) and part in raw:
-            raw = raw[part]
-        elif isinstance(raw, (list, tuple)) and isinstance(part, int) and part < len(raw):
-            raw = raw[part]
-        else:
+        found, raw = _child(raw, part)
+        if not found:
             return None
     return raw
 
