@@ -152,6 +152,9 @@ class StudySearcher(Searcher):
             trial = self.study.ask()
             record = ledger.add_new(trial.number, trial._trial_id)
         else:
+            # The storage cache must know the trial before it takes a parameter: an enqueued trial's fixed values
+            # are written without the sampler, which otherwise reads the study first (incremental after one read).
+            self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             trial, record = optuna.Trial(self.study, orphan.trial_id), orphan
         failpoints.reach("searcher.after_ask")
         values = self._config.space.sample(trial)
