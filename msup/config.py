@@ -214,6 +214,11 @@ class TrainConfig(StrictModel):
         """Every problem of ``raw``, one line each with its key path; none: it is a valid training config."""
         return _validated(raw)[1]
 
+    @classmethod
+    def checked(cls, raw: Any) -> tuple[TrainConfig | None, list[str]]:
+        """(the config, no problems), or (None, every problem of ``raw``): one validation for both."""
+        return _validated(raw)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, not tuples) that `from_dict` turns back into an equal config."""
         data = self.model_dump()

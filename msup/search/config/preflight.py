@@ -61,11 +61,11 @@ def check_space_against_training(config: StudyConfig, source: str) -> None:
         trial = study.ask()
         values = config.space.sample(trial)
         train = config.train_mapping(values)
-        lines = TrainConfig.problems(train)
+        checked, lines = TrainConfig.checked(train)
         for line in lines:  # one example per offending key
             found.setdefault(line.split(":")[0], (line, values))
-        if config.size_budget is not None and not lines:
-            sizes.append(cache.sizes(TrainConfig.from_dict(train))[config.size])
+        if config.size_budget is not None and checked is not None:
+            sizes.append(cache.sizes(checked)[config.size])
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if found:
         lines = [f"search_space can produce an invalid training config: {line} (e.g. with {_brief(v)})"
