@@ -4,7 +4,7 @@ The dict / YAML schema (every key optional; the defaults are the embedded
 digits recipe, ``studies/train/digits-mlp.yaml``)::
 
     data:
-      name: digits            # digits | cifar10 | cifar100 | imagenet
+      name: digits            # digits | mnist5k | mnist1d | cifar10 | cifar100 | imagenet
       data_dir: null          # null: $MSUP_DATA or ~/.cache/msup/data (ImageNet: its imagenet/ subfolder)
       download: false         # fetch CIFAR with torchvision if missing (never ImageNet)
       val_fraction: 0.2       # share of the training set held out for selection, in (0, 1)
@@ -13,7 +13,8 @@ digits recipe, ``studies/train/digits-mlp.yaml``)::
       dense: false            # true: the dense trainable baseline (mask section ignored)
       dense_first_last: false # keep the first and last layer dense and trained
       bn_affine: true         # learned BatchNorm gamma/beta (false: edge-popup)
-      width: 1.0              # multiplier of every layer's width (Conv-n models only)
+      width: 1.0              # multiplier of every layer's width (Conv-n and cnn1d only)
+      batchnorm: false        # BatchNorm after every conv (Conv-n only)
     mask:
       coats: null             # optional N, a check: must equal len(sparsities)
       sparsities: [0.5, 0.75, 0.9]   # cumulative p_1 < ... < p_N in (0, 1)
@@ -114,7 +115,8 @@ class ModelSettings(StrictModel):
     dense: bool = Field(False, description="the dense trainable baseline (mask section ignored)")
     dense_first_last: bool = Field(False, description="keep the first and last layer dense and trained")
     bn_affine: bool = Field(True, description="learned BatchNorm gamma/beta (false: edge-popup)")
-    width: Float = Field(1.0, gt=0, description="multiplier of every layer's width (Conv-n models only)")
+    width: Float = Field(1.0, gt=0, description="multiplier of every layer's width (Conv-n and cnn1d only)")
+    batchnorm: bool = Field(False, description="BatchNorm after every conv (Conv-n only; edge-popup's has none)")
 
     @field_validator("name")
     @classmethod
@@ -245,7 +247,7 @@ class TrainConfig(StrictModel):
         info = dataset_info(self.data.name)
         return ModelSpec(
             self.model.name, info.num_classes, info.input_shape, self.mask_config(),
-            self.model.dense_first_last, self.model.bn_affine, self.model.width,
+            self.model.dense_first_last, self.model.bn_affine, self.model.width, self.model.batchnorm,
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.common_types import _size_2_t
+from torch.nn.common_types import _size_1_t, _size_2_t
 
 from msup.catalog import (
     REFRESH_MODES,
@@ -36,7 +36,7 @@ from msup.errors import InputError
 
 RELU_GAIN = math.sqrt(2.0)
 
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]  # what nn.Conv2d accepts
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]  # what nn.Conv1d and nn.Conv2d accept
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def layer_seed(seed: int, name: str, purpose: str) -> int:
 
 
 class SupermaskMixin:
-    """Shared state and behaviour of `MSupConv2d` and `MSupLinear`.
+    """Shared state and behaviour of `MSupConv1d`, `MSupConv2d` and `MSupLinear`.
 
     The frozen weight is a non-persistent buffer: it is regenerated from the
     seed on construction, so checkpoints hold only scores (and BN state).
@@ -116,7 +116,7 @@ class SupermaskMixin:
     sigma: float
 
     def _init_supermask(self, config: MaskConfig, name: str) -> None:
-        module: nn.Module = self  # type: ignore[assignment]  # the mixin sits on an nn.Conv2d or nn.Linear
+        module: nn.Module = self  # type: ignore[assignment]  # the mixin sits on an nn.Conv1d, nn.Conv2d or nn.Linear
         weight: torch.Tensor = module.weight  # type: ignore[assignment]  # a Parameter, not a submodule
         shape, dtype, device = weight.shape, weight.dtype, weight.device
         del module.weight
@@ -189,6 +189,40 @@ def _refuse_bias(bias: bool, name: str) -> None:
     """A supermask scales frozen weights; a bias would be a trained weight outside it."""
     if bias:
         raise InputError(f"{name}: supermasked layers have no bias (bias=True given)")
+
+
+class MSupConv1d(SupermaskMixin, nn.Conv1d):
+    """`nn.Conv1d` with a frozen random weight and a trained multicoated supermask. No bias."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: _size_1_t,
+        stride: _size_1_t = 1,
+        padding: _size_1_t | str = 0,
+        dilation: _size_1_t = 1,
+        groups: int = 1,
+        bias: bool = False,
+        padding_mode: PaddingMode = "zeros",
+        *,
+        mask: MaskConfig,
+        name: str = "conv",
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        _refuse_bias(bias, name)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, False, padding_mode,
+            device=device, dtype=dtype,
+        )
+        self._init_supermask(mask, name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), None)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, coats={self.coats}, sparsities={list(self.mask_config.sparsities)}"
 
 
 class MSupConv2d(SupermaskMixin, nn.Conv2d):
@@ -276,15 +310,21 @@ def convert_to_supermask(
     Layer seeds derive from each layer's qualified name, so converting the same
     architecture twice gives the same frozen weights.
     """
-    targets = [(n, m) for n, m in model.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
+    targets = [(n, m) for n, m in model.named_modules() if type(m) in (nn.Conv1d, nn.Conv2d, nn.Linear)]
     if not targets:
-        raise InputError(f"{type(model).__name__} has no nn.Conv2d or nn.Linear layer to convert")
+        raise InputError(f"{type(model).__name__} has no nn.Conv1d, nn.Conv2d or nn.Linear layer to convert")
     skip = {targets[0][0], targets[-1][0]} if dense_first_last else set()
     for name, layer in targets:
         if name in skip:
             continue
-        if isinstance(layer, nn.Conv2d):
-            new: nn.Module = MSupConv2d(
+        if isinstance(layer, nn.Conv1d):
+            new: nn.Module = MSupConv1d(
+                layer.in_channels, layer.out_channels, layer.kernel_size[0], layer.stride[0],
+                layer.padding if isinstance(layer.padding, str) else layer.padding[0], layer.dilation[0],
+                layer.groups, padding_mode=layer.padding_mode, mask=mask, name=name,
+            )
+        elif isinstance(layer, nn.Conv2d):
+            new = MSupConv2d(
                 layer.in_channels, layer.out_channels, _pair(layer.kernel_size), _pair(layer.stride),
                 layer.padding if isinstance(layer.padding, str) else _pair(layer.padding), _pair(layer.dilation),
                 layer.groups, padding_mode=layer.padding_mode, mask=mask, name=name,

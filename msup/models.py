@@ -22,7 +22,7 @@ from msup.errors import InputError
 from msup.layers import MaskConfig, convert_to_supermask
 
 InputShape = tuple[int, int, int]
-Builder = Callable[..., nn.Module]  # (num_classes, input_shape), plus width if the model is scalable
+Builder = Callable[..., nn.Module]  # (num_classes, input_shape), plus the keyword options the entry takes
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,17 @@ class ModelEntry:
     description: str
     default_dataset: str
     scalable: bool = False  # its builder takes ``width``, a multiplier of every layer's width
+    batchnorm_option: bool = False  # its builder takes ``batchnorm``, BatchNorm after every conv
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, description: str, default_dataset: str, scalable: bool = False,
+    name: str, description: str, default_dataset: str, scalable: bool = False, batchnorm_option: bool = False,
 ) -> Callable[[Builder], Builder]:
     def decorate(build: Builder) -> Builder:
-        _REGISTRY[name] = ModelEntry(name, build, description, default_dataset, scalable)
+        _REGISTRY[name] = ModelEntry(name, build, description, default_dataset, scalable, batchnorm_option)
         add_model_name(name)
         return build
 
@@ -69,17 +70,23 @@ def create_model(
     dense_first_last: bool = False,
     bn_affine: bool = True,
     width: float = 1.0,
+    batchnorm: bool = False,
 ) -> nn.Module:
     """Build ``name`` for ``num_classes`` outputs and (C, H, W) inputs.
 
     ``mask`` makes it supermasked (see `convert_to_supermask` for the options);
     ``None`` keeps it dense. ``width`` multiplies every layer's width, for the
-    models registered ``scalable`` (the Conv-n family).
+    models registered ``scalable`` (the Conv-n and 1-D CNN families);
+    ``batchnorm`` adds BatchNorm after every conv of the models registered with
+    that option (the Conv-n family).
     """
     entry = model_entry(name)
     if width != 1.0 and not entry.scalable:
-        scalable = ", ".join(n for n in list_models() if _REGISTRY[n].scalable)
-        raise InputError(f"model.width={width:g}: {name} has no width multiplier (models with one: {scalable})")
+        raise InputError(f"model.width={width:g}: {name} has no width multiplier "
+                         f"(models with one: {_models_with('scalable')})")
+    if batchnorm and not entry.batchnorm_option:
+        raise InputError(f"model.batchnorm: {name} has no BatchNorm option "
+                         f"(models with one: {_models_with('batchnorm_option')})")
     if not width > 0:
         raise InputError(f"model.width={width:g} must be above 0")
     if num_classes < 2:
@@ -87,10 +94,17 @@ def create_model(
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise InputError(f"input_shape={list(input_shape)} must be (channels, height, width) of positive sizes")
-    model = entry.build(num_classes, shape, width) if entry.scalable else entry.build(num_classes, shape)
+    options: dict[str, Any] = {"width": width} if entry.scalable else {}
+    if entry.batchnorm_option:
+        options["batchnorm"] = batchnorm
+    model = entry.build(num_classes, shape, **options)
     if mask is not None:
         convert_to_supermask(model, mask, dense_first_last=dense_first_last, bn_affine=bn_affine)
     return model
+
+
+def _models_with(option: str) -> str:
+    return ", ".join(n for n in list_models() if getattr(_REGISTRY[n], option))
 
 
 @dataclass(frozen=True)
@@ -107,11 +121,13 @@ class ModelSpec:
     dense_first_last: bool = False
     bn_affine: bool = True
     width: float = 1.0
+    batchnorm: bool = False
 
     def build(self) -> nn.Module:
         return create_model(
             self.name, self.num_classes, self.input_shape, self.mask,
             dense_first_last=self.dense_first_last, bn_affine=self.bn_affine, width=self.width,
+            batchnorm=self.batchnorm,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +151,7 @@ class ModelSpec:
                 dense_first_last=bool(data.get("dense_first_last", False)),
                 bn_affine=bool(data.get("bn_affine", True)),
                 width=float(data.get("width", 1.0)),
+                batchnorm=bool(data.get("batchnorm", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed model spec {data!r}: {exc}") from None
@@ -163,9 +180,11 @@ class ConvNet(nn.Module):
 
     ``width`` multiplies every layer's width (at least 1 channel each): 0.25 makes
     a Conv-4 that trains an epoch of the 3,200 mnist5k training images in seconds on a CPU.
+    ``batchnorm`` puts a BatchNorm between each conv and its ReLU (edge-popup's Conv-n has none).
     """
 
-    def __init__(self, widths: Sequence[int], num_classes: int, input_shape: InputShape, width: float = 1.0) -> None:
+    def __init__(self, widths: Sequence[int], num_classes: int, input_shape: InputShape, width: float = 1.0,
+                 batchnorm: bool = False) -> None:
         super().__init__()
         widths = [max(1, round(w * width)) for w in widths]
         hidden = max(1, round(256 * width))
@@ -178,7 +197,8 @@ class ConvNet(nn.Module):
             )
         layers: list[nn.Module] = []
         for i, out in enumerate(widths):
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                       *([nn.BatchNorm2d(out)] if batchnorm else []), nn.ReLU(inplace=True)]
             if i % 2 == 1:
                 layers.append(nn.MaxPool2d(2))
             channels = out
@@ -204,15 +224,47 @@ _CONV_WIDTHS[8] = (*_CONV_WIDTHS[6], 512, 512)
 def _register_convnets() -> None:
     for depth, widths in _CONV_WIDTHS.items():
 
-        def build(num_classes: int, input_shape: InputShape, width: float = 1.0,
+        def build(num_classes: int, input_shape: InputShape, width: float = 1.0, batchnorm: bool = False,
                   widths: tuple[int, ...] = widths) -> nn.Module:
-            return ConvNet(widths, num_classes, input_shape, width)
+            return ConvNet(widths, num_classes, input_shape, width, batchnorm)
 
         register_model(f"conv{depth}", f"edge-popup Conv-{depth} (CIFAR-10; model.width scales it)", "cifar10",
-                       scalable=True)(build)
+                       scalable=True, batchnorm_option=True)(build)
 
 
 _register_convnets()
+
+
+class SignalCNN(nn.Module):
+    """A 1-D CNN for MNIST-1D's one-row signals: three conv + BatchNorm + ReLU blocks, one linear head.
+
+    Kernel 5 throughout; the second and third convs halve the length (40 -> 20 -> 10).
+    ``width`` multiplies the 32 channels of every conv (at least 1). Inputs are
+    (C, 1, L) images, the layout every msup data set shares; the height is dropped.
+    """
+
+    def __init__(self, num_classes: int, input_shape: InputShape, width: float = 1.0) -> None:
+        super().__init__()
+        channels, height, length = input_shape
+        if height != 1:
+            raise InputError(f"cnn1d reads one-row signals: input_shape={list(input_shape)} must have height 1")
+        hidden = max(1, round(32 * width))
+        layers: list[nn.Module] = []
+        for stride in (1, 2, 2):
+            layers += [nn.Conv1d(channels, hidden, 5, stride=stride, padding=2, bias=False),
+                       nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+            channels, length = hidden, (length - 1) // stride + 1
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(hidden * length, num_classes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.flatten(2)).flatten(1))
+
+
+@register_model("cnn1d", "1-D CNN, 3 convs + BatchNorm + linear head (MNIST-1D; model.width scales it)", "mnist1d",
+                scalable=True)
+def _cnn1d(num_classes: int, input_shape: InputShape, width: float = 1.0) -> nn.Module:
+    return SignalCNN(num_classes, input_shape, width)
 
 
 class BasicBlock(nn.Module):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -59,7 +59,7 @@ def inventory(model: nn.Module) -> Inventory:
     for module in model.modules():
         if isinstance(module, SupermaskMixin):
             masked.append(module.weight.numel())
-        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             dense += sum(p.numel() for p in module.parameters(recurse=False))
         elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
             gamma += module.weight.numel()
@@ -146,8 +146,7 @@ class SizeCache:
 
     def sizes(self, config: TrainConfig) -> dict[str, float]:
         spec = config.model_spec()
-        key = (spec.name, spec.num_classes, spec.input_shape, spec.dense_first_last, spec.bn_affine, spec.width,
-               spec.mask is None)
+        key = (replace(spec, mask=None), spec.mask is None)  # the architecture, whatever the coats
         if key not in self._inventories:
             self._inventories[key] = inventory(spec.build())
         size = model_size(self._inventories[key], config.mask.sparsities)

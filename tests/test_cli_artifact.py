@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,17 @@ def test_a_bad_model_file_exits_2_with_one_line(tmp_path, capsys, command):
 def test_export_of_a_missing_checkpoint_exits_2(tmp_path, capsys):
     assert main(["export", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "m.msup")]) == 2
     assert not (tmp_path / "m.msup").exists()
+
+
+def test_the_1d_cnn_trains_exports_and_evaluates_through_the_cli(tmp_path, capsys):
+    """MNIST-1D end to end: `msup train` of the shipped config, then export, inspect and evaluate its model file."""
+    config = Path(__file__).resolve().parents[1] / "studies" / "train" / "mnist1d-conv.yaml"
+    run, model = tmp_path / "run", tmp_path / "cnn1d.msup"
+    assert main(["train", str(config), "--set", "optim.epochs=2", "--set", "model.width=0.25",
+                 "--set", "runtime.device=cpu", "--out", str(run)]) == 0
+    final = json.loads((run / "final.json").read_text())
+    assert main(["export", str(run / "checkpoint.pt"), "--out", str(model)]) == 0
+    assert main(["inspect", str(model), "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", "mnist1d", "--device", "cpu"]) == 0
+    assert f"test accuracy {final['test_acc']:.2%} on mnist1d" in capsys.readouterr().out

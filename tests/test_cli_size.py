@@ -46,3 +46,17 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["size", "--model", "mlp"])
     assert exc.value.code == 2
+
+
+def test_size_of_the_1d_cnn_and_of_width_and_batchnorm_options(capsys):
+    assert main(["size", "--model", "cnn1d", "--sparsities", "0.7", "--format", "json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["dataset"] == "mnist1d" and full["masked_weights"] == 13_600
+    assert main(["size", "--model", "cnn1d", "--width", "0.5", "--sparsities", "0.7", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["masked_weights"] == 16 * 5 + 2 * 16 * 16 * 5 + 16 * 10 * 10
+    assert main(["size", "--model", "conv4", "--dataset", "mnist5k", "--width", "0.25", "--batchnorm",
+                 "--sparsities", "0.7", "--format", "json"]) == 0
+    normed = json.loads(capsys.readouterr().out)
+    assert main(["size", "--model", "conv4", "--dataset", "mnist5k", "--width", "0.25", "--sparsities", "0.7",
+                 "--format", "json"]) == 0
+    assert normed["paper_mib"] - json.loads(capsys.readouterr().out)["paper_mib"] == pytest.approx(96 * 32 / 8 / 2**20)

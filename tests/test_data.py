@@ -168,3 +168,35 @@ def test_synthetic_cifar_is_fixed_and_cifar_shaped():
     x, y = next(iter(a.train))
     assert x.shape == (128, 3, 32, 32) and x.dtype == torch.float32 and int(y.max()) < 10
     assert torch.equal(_everything(a.test)[0], _everything(b.test)[0])
+
+
+# sha256 of the four generated arrays (train and test signals and labels), signals rounded to 1e-4 so the
+# last bits of a platform's floating point cannot move it: a new mnist1d release that changes the task fails here.
+MNIST1D_SHA256 = "74ca856a56d4d36ea5164392aec5b4a6c26fc733c43d0692bba22e916e9bc7e8"
+
+
+def test_mnist1d_is_generated_locally_and_pinned_by_checksum():
+    import hashlib
+    import random
+
+    from msup.data import _mnist1d
+
+    _mnist1d.cache_clear()
+    random.seed(11)
+    np.random.seed(11)
+    expected_python, expected_numpy = random.random(), np.random.rand()
+    random.seed(11)
+    np.random.seed(11)
+    splits = load_splits("mnist1d", batch_size=128, val_fraction=0.2, seed=0)
+    assert (random.random(), np.random.rand()) == (expected_python, expected_numpy), "the generator's seeding leaked"
+    assert (splits.train.num_samples, splits.val.num_samples, splits.test.num_samples) == (3200, 800, 1000)
+    digest = hashlib.sha256()
+    for array in _mnist1d():
+        digest.update(np.round(array.numpy().astype(np.float64), 4).tobytes())
+    assert digest.hexdigest() == MNIST1D_SHA256
+    train_x, train_y = _everything(splits.train)
+    assert train_x.shape[1:] == (1, 1, 40) and train_x.dtype == torch.float32
+    assert abs(train_x.mean().item()) < 0.1 and abs(train_x.std().item() - 1) < 0.1
+    assert sorted(torch.bincount(_everything(splits.test)[1]).tolist())[0] > 80
+    again = load_splits("mnist1d", batch_size=128, val_fraction=0.2, seed=0)
+    assert torch.equal(_everything(again.val)[0], _everything(splits.val)[0])

@@ -5,9 +5,11 @@ import torch
 import torchvision
 from torch import nn
 
+from msup.coats import kept_counts
 from msup.errors import InputError
 from msup.layers import (
     MaskConfig,
+    MSupConv1d,
     MSupConv2d,
     MSupLinear,
     convert_to_supermask,
@@ -129,3 +131,30 @@ def test_convert_can_keep_first_and_last_dense():
     convert_to_supermask(model, MaskConfig((0.5,)), dense_first_last=True)
     assert type(model.conv1) is nn.Conv2d and type(model.fc) is nn.Linear
     assert isinstance(model.layer1[0].conv1, MSupConv2d)
+
+
+@pytest.mark.parametrize("sparsities, scale_init", [((0.7,), "density"), ((0.7, 0.9212, 0.9685), "density"),
+                                                    ((0.5, 0.75, 0.9), "variance_preserving")])
+def test_conv1d_is_the_2d_layer_on_one_row(sparsities, scale_init):
+    """Same frozen weights, scores, levels, outputs and straight-through gradients as a (1, k) 2-D conv."""
+    mask = MaskConfig(sparsities, scale_init=scale_init, seed=2)
+    one = MSupConv1d(4, 8, 5, stride=2, padding=2, mask=mask, name="c")
+    two = MSupConv2d(4, 8, (1, 5), stride=(1, 2), padding=(0, 2), mask=mask, name="c")
+    assert one.sigma == two.sigma and one.kept == two.kept == kept_counts(8 * 4 * 5, sparsities)
+    assert torch.equal(one.weight, two.weight.squeeze(2)) and torch.equal(one.scores, two.scores.squeeze(2))
+    x = torch.randn(3, 4, 40)
+    out_one, out_two = one(x), two(x.unsqueeze(2)).squeeze(2)
+    assert torch.allclose(out_one, out_two, atol=1e-6)
+    assert torch.equal(one.levels(), two.levels().squeeze(2))
+    levels = one.levels().flatten()
+    assert [int((levels >= i).sum()) for i in range(1, len(sparsities) + 1)] == list(one.kept)
+    out_one.square().sum().backward()
+    out_two.square().sum().backward()
+    assert torch.allclose(one.scores.grad, two.scores.grad.squeeze(2), atol=1e-5)
+
+
+def test_convert_replaces_conv1d_layers():
+    model = nn.Sequential(nn.Conv1d(1, 6, 5, padding=2, bias=False), nn.Flatten(), nn.Linear(60, 3, bias=False))
+    convert_to_supermask(model, MaskConfig((0.5, 0.8)))
+    assert isinstance(model[0], MSupConv1d) and model[0].padding == (2,)
+    assert model(torch.randn(2, 1, 10)).shape == (2, 3)

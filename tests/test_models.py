@@ -11,6 +11,7 @@ from msup.sizes import inventory
 # Masked weights (conv + linear weights, no biases) of each architecture.
 KNOWN_MASKED_WEIGHTS = {
     ("mlp", "digits"): 64 * 256 + 256 * 256 + 256 * 10,
+    ("cnn1d", "mnist1d"): 1 * 32 * 5 + 2 * 32 * 32 * 5 + 32 * 10 * 10,
     ("conv2", "cifar10"): 3 * 64 * 9 + 64 * 64 * 9 + 64 * 16 * 16 * 256 + 256 * 256 + 256 * 10,
     ("conv4", "cifar10"): 2_425_024,
     ("conv6", "cifar10"): 2_261_184,
@@ -35,7 +36,7 @@ def test_masked_weight_counts(name, dataset):
     assert inventory(model).dense_weights == 0
 
 
-@pytest.mark.parametrize("name", ["mlp", "conv4", "resnet18"])
+@pytest.mark.parametrize("name", ["mlp", "conv4", "resnet18", "cnn1d"])
 def test_forward_shapes_and_dense_variant(name):
     data = dataset_info(model_entry(name).default_dataset)
     x = torch.randn(2, *data.input_shape)
@@ -80,3 +81,25 @@ def test_non_affine_batchnorm_option():
     model = create_model("mlp", 10, (1, 8, 8), MaskConfig((0.5,)), bn_affine=False)
     assert all(not m.affine for m in model.modules() if isinstance(m, nn.BatchNorm1d))
     assert inventory(model).bn_gamma == 0
+
+
+def test_batchnorm_option_of_conv_nets():
+    plain = create_model("conv4", 10, (1, 28, 28), MaskConfig((0.5,)), width=0.25)
+    normed = create_model("conv4", 10, (1, 28, 28), MaskConfig((0.5,)), width=0.25, batchnorm=True)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    assert [m.num_features for m in normed.modules() if isinstance(m, nn.BatchNorm2d)] == [16, 16, 32, 32]
+    assert inventory(normed).bn_gamma == 96 and inventory(normed).masked_weights == inventory(plain).masked_weights
+    assert normed(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    spec = ModelSpec("conv4", 10, (1, 28, 28), MaskConfig((0.5,)), width=0.25, batchnorm=True)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    assert not ModelSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "batchnorm"}).batchnorm
+    with pytest.raises(InputError, match="mlp has no BatchNorm option"):
+        create_model("mlp", 10, (1, 8, 8), batchnorm=True)
+
+
+def test_cnn1d_scales_with_width_and_reads_one_row_signals():
+    half = create_model("cnn1d", 10, (1, 1, 40), MaskConfig((0.7,)), width=0.5)
+    assert [m.out_channels for m in half.modules() if isinstance(m, nn.Conv1d)] == [16, 16, 16]
+    assert inventory(half).masked_weights == 16 * 5 + 2 * 16 * 16 * 5 + 16 * 10 * 10
+    with pytest.raises(InputError, match="height 1"):
+        create_model("cnn1d", 10, (1, 8, 8))

@@ -23,6 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="sets input shape and classes (default: the model's usual data set)")
     p.add_argument("--dense-first-last", action="store_true", help="keep first and last layers dense (fp32)")
     p.add_argument("--no-bn-affine", action="store_true", help="non-affine BatchNorm (edge-popup)")
+    p.add_argument("--width", type=float, default=1.0, help="width multiplier (Conv-n and cnn1d; default 1)")
+    p.add_argument("--batchnorm", action="store_true", help="BatchNorm after every conv (Conv-n)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p.set_defaults(run=run)
 
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     data = dataset_info(args.dataset or entry.default_dataset)
     model = create_model(
         entry.name, data.num_classes, data.input_shape, MaskConfig(sparsities),
-        dense_first_last=args.dense_first_last, bn_affine=not args.no_bn_affine,
+        dense_first_last=args.dense_first_last, bn_affine=not args.no_bn_affine, width=args.width,
+        batchnorm=args.batchnorm,
     )
     size = model_size(inventory(model), sparsities)
     if args.format == "json":

@@ -42,7 +42,7 @@ ALIASES: dict[str, str] = {
     **{k: f"optim.{k}" for k in ("lr", "momentum", "nesterov", "weight_decay", "bn_weight_decay",
                                   "label_smoothing", "warmup_epochs", "batch_size", "epochs")},
     **{k: f"mask.{k}" for k in ("weight_init", "scale_init", "init_scale", "score_init", "grad_normalize", "refresh")},
-    **{k: f"model.{k}" for k in ("bn_affine", "dense_first_last", "width")},
+    **{k: f"model.{k}" for k in ("bn_affine", "dense_first_last", "width", "batchnorm")},
 }
 COAT_KEYS = ("coats", "outer_density", "coat_keep")
 

@@ -28,7 +28,8 @@ def base(**changes):
 def test_shipped_studies_are_valid(study):
     config = load_study_config(REPO / "studies" / study)
     assert config.space.params and config.trials is None  # a compute budget ends them
-    unpruned = {"digits": 40, "mnist5k": 24}[study.split("-")[0].removesuffix(".yaml")] * config.train["optim"]["epochs"]
+    trials = {"digits": 40, "mnist5k": 24, "mnist1d": 40}[study.split("-")[0].removesuffix(".yaml")]
+    unpruned = trials * config.train["optim"]["epochs"]
     assert config.budget is not None and config.budget.trial_epochs == unpruned  # what their unpruned trials cost
 
 
@@ -116,7 +117,7 @@ def test_a_size_budget_is_kept_in_the_resolved_study(tmp_path):
     assert load_study_config(write(tmp_path, config.to_dict())).size_budget == config.size_budget
 
 
-@pytest.mark.parametrize("study", ["digits", "mnist5k-conv"])
+@pytest.mark.parametrize("study", ["digits", "mnist5k-conv", "mnist1d"])
 def test_the_edge_popup_twin_differs_from_its_study_only_in_its_coats(study):
     msup, twin = (load_study_config(REPO / "studies" / f"{name}.yaml") for name in (study, f"{study}-edge-popup"))
     mine, theirs = msup.to_dict(), twin.to_dict()
