@@ -31,6 +31,11 @@ every arm):
 - ``compute``: the study's own sampler. ``none`` trains the study's trial
   count; every other arm keeps sampling until it has spent as many
   trial-epochs and as much simulated time as ``none`` did for that seed.
+- ``warm``: as ``compute``, for warm starts (`msup.search.sampling.warm_start`):
+  ``warm`` and ``warm_size_aware`` are ``none`` and ``size_aware`` whose
+  sampler is first shown the finished trials of an earlier study, the cold
+  ``none`` study of another seed (s + `EARLIER_SEED`); ``none`` and
+  ``size_aware`` are the cold starts they are measured against.
 
 Arms: the msup pruners in `ARMS`, plus two reference policies that stop trials
 from outside the pruner: ``floor1``/``floor2`` (train i epochs, go on only if
@@ -86,7 +91,10 @@ ARMS: dict[str, dict[str, Any] | None] = {
     "oracle": {"name": "none"},
 }
 PRUNERS = ("none", "size_aware", "size_aware_gain", "mo_asha", "mo_asha_eps", "mo_asha_crowding", "moasha", "asha")
-VIEWS = {"same": PRUNERS, "trials": PRUNERS, "compute": tuple(ARMS)}
+# Warm-started arms: the pruner arm they run, their sampler shown an earlier study's finished trials.
+WARM = {"warm": "none", "warm_size_aware": "size_aware"}
+VIEWS = {"same": PRUNERS, "trials": PRUNERS, "compute": tuple(ARMS), "warm": ("none", "size_aware", *WARM)}
+EARLIER_SEED = 500_000  # the earlier study of seed s is the cold ``none`` study of seed s + EARLIER_SEED
 
 
 # --- answering a sampled configuration from the bank ------------------------------------------------------
@@ -290,19 +298,24 @@ class Budget:
 
 
 def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any], budget: Budget,
-           scratch: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """One study of ``arm``; returns a row per trial and the totals (epochs, simulated seconds, CPU seconds)."""
+           scratch: Path, earlier: list[Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, float], list[Any]]:
+    """One study of ``arm``, its sampler warm-started from ``earlier`` trials where given; returns a row per
+    trial, the totals (epochs, simulated seconds, CPU seconds) and the study's finished trials."""
     from controller import Controller
+    from optuna.trial import TrialState
 
     from msup.search.pruning.rules import parse_pruner
+    from msup.search.sampling.factory import build_sampler
+    from msup.search.sampling.warm_start import WarmStart
     from msup.search.state.ledger import release_ledgers
 
-    pruner = ARMS[arm] or config.pruner.raw
+    pruner = ARMS[WARM.get(arm, arm)] or config.pruner.raw
     space = AnsweringSpace(answers)
     config = dataclasses.replace(config, name=f"replay-{uuid.uuid4().hex[:8]}", space=space, sampler=sampler,
                                  pruner=parse_pruner(pruner, "pruner", []))
     url = str(scratch / f"{config.name}.journal")  # a journal file on tmpfs where there is one
-    controller = Controller(config, url, str(scratch), trial_cap=budget.trials)
+    warm = None if earlier is None else WarmStart(build_sampler(sampler, 0, config.size), earlier)
+    controller = Controller(config, url, str(scratch), sampler=warm, trial_cap=budget.trials)
     policy, epochs_per_trial = policy_of(arm), int(config.train["optim"]["epochs"])
     cpu, clock, spent = time.process_time(), 0.0, 0
     events: list[tuple[float, int, str]] = []
@@ -365,8 +378,9 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
             start(slot)
         else:
             heapq.heappush(events, (clock + _epoch_s(run, epoch + 1), slot, trial_id))
+    finished = controller.searcher.study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     release_ledgers()
-    return rows, {"epochs": spent, "seconds": clock, "cpu_s": time.process_time() - cpu}
+    return rows, {"epochs": spent, "seconds": clock, "cpu_s": time.process_time() - cpu}, finished
 
 
 def _epoch_s(run: dict[str, Any], epoch: int) -> float:
@@ -392,11 +406,17 @@ def replay_seed(task: tuple[str, str, int, str, str, list[str], str]) -> pd.Data
     answers = _ANSWERS[key]
     sampler = {"name": "random", "seed": seed} if view == "same" else {**config.sampler, "seed": seed}
     frames, limits = [], Budget(trials=config.trials)
+    equal_compute = view in ("compute", "warm")
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as scratch:
+        earlier = None
+        if view == "warm":
+            *_, earlier = replay(config, answers, "none", {**sampler, "seed": seed + EARLIER_SEED}, limits,
+                                 Path(scratch))
         for arm in ["none", *[a for a in arms if a != "none"]]:
-            budget = limits if view != "compute" or arm == "none" else dataclasses.replace(limits, trials=None)
-            rows, totals = replay(config, answers, arm, sampler, budget, Path(scratch))
-            if arm == "none" and view == "compute":
+            budget = limits if not equal_compute or arm == "none" else dataclasses.replace(limits, trials=None)
+            rows, totals, _ = replay(config, answers, arm, sampler, budget, Path(scratch),
+                                     earlier if arm in WARM else None)
+            if arm == "none" and equal_compute:
                 limits = Budget(epochs=totals["epochs"], seconds=totals["seconds"])
             frames.append(pd.DataFrame(rows).assign(view=view, arm=arm, seed=seed, answer=mode, run_epochs=totals["epochs"],
                                                     run_s=totals["seconds"], cpu_s=totals["cpu_s"]))

@@ -257,8 +257,8 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
     finals = ok["val_acc"].map(lambda c: c[-1]).to_numpy()
     hv = Measure(float(ok["dense_mib"].iloc[0]), 1.0 / _classes(config))
     lines = [f"## Replays of {config.name} ({half} bank: {len(answers.runs)} configurations)", ""]
-    same, trials, compute = (load_replays(replays, view) for view in ("same", "trials", "compute"))
-    both = pd.concat([same, trials, compute], ignore_index=True)
+    same, trials, compute, warm = (load_replays(replays, view) for view in ("same", "trials", "compute", "warm"))
+    both = pd.concat([same, trials, compute, warm], ignore_index=True)
     if not both.empty:
         quality = snapping(bank, answers, both)
         forest_mae, forest_median = forest_error(answers)
@@ -296,12 +296,15 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
             if figures is not None and view == "same":
                 _same_figure(table, figures / f"replay-{config.name}-same{'-chance' if at_chance else ''}.png",
                              config.name, reference)
-        if not compute.empty:
+        for view, frame in (("compute", compute), ("warm", warm)):
+            if frame.empty:
+                continue
             for clock in ("epochs", "seconds"):
-                table = equal_compute(compute, hv, at_chance, bank_hv, clock)
+                table = equal_compute(frame, hv, at_chance, bank_hv, clock)
                 what = "trial-epochs" if clock == "epochs" else "simulated wall-clock"
-                lines += [f"### Equal compute ({what}), {reference} ({compute['seed'].nunique()} seeds, "
-                          f"{config.sampler['name']} sampler; budget: none's {config.trials} trials)", "",
+                started = "" if view == "compute" else ", warm starts from another seed's study"
+                lines += [f"### Equal compute ({what}), {reference} ({frame['seed'].nunique()} seeds, "
+                          f"{config.sampler['name']} sampler; budget: none's {config.trials} trials{started})", "",
                           "| arm | HV at 25 %, % of none's final | at 50 % | at 100 % | compute to none's final "
                           "(median; seeds never) | to 95 % of it | speed-up |",
                           "|---|---:|---:|---:|---:|---:|---:|"]
@@ -313,7 +316,7 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
                     lines.append(f"| {arm} | {' | '.join(marks)} | {' | '.join(reach)} | {speed} |")
                 lines.append("")
                 if figures is not None:
-                    _regret_figure(table, figures / f"replay-{config.name}-compute-{clock}"
+                    _regret_figure(table, figures / f"replay-{config.name}-{view}-{clock}"
                                    f"{'-chance' if at_chance else ''}.png", config.name, what, reference)
     return "\n".join(lines)
 

@@ -66,6 +66,16 @@ def test_equal_compute_gives_every_arm_nones_compute_and_the_oracle_only_trains_
         assert not ((before["size"] <= row.size) & (before["final"] >= row.final)).any()
 
 
+def test_a_warm_start_samples_from_the_earlier_study_at_the_cold_starts_compute():
+    frame = replay_seed(("warm", str(STUDY), 7, str(BANK), "forest", ["none", "warm"], "all"))
+    cold, warm = (frame[frame["arm"] == arm].sort_values("trial") for arm in ("none", "warm"))
+    assert len(cold) == 40 and warm["run_epochs"].iloc[0] >= cold["run_epochs"].iloc[0]  # both clocks spent, as compute's
+    assert warm["run_s"].iloc[0] >= cold["run_s"].iloc[0] - 1.0
+    # Same sampler seed; TPE's 12 random start-up draws are skipped once 40 earlier trials are shown to it.
+    assert cold["config"].iloc[:3].tolist() != warm["config"].iloc[:3].tolist()
+    assert warm["trial"].min() == 0  # the earlier trials were shown, never stored in the warm study
+
+
 def test_snapping_answers_a_bank_configuration_with_itself(bank):
     from msup.search.config.preflight import load_study_config
 

@@ -34,6 +34,7 @@ from msup.search.config.preflight import check_study
 from msup.search.config.study import StudyConfig
 from msup.search.execution.runner import restore_tuner, start_tuner
 from msup.search.sampling.factory import study_sampler
+from msup.search.sampling.warm_start import record_warm_start
 from msup.search.state.account import Gate, budget_account
 from msup.search.state.driver_lock import hold_driver_lock
 from msup.search.state.enqueued import enqueue_once
@@ -87,6 +88,7 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
     with driver_lock(folder, storage_url):
         study = _open_study(config, storage_url)  # tables first: readers find the study by its study.yaml
         enqueue_once(study, config.enqueue)
+        _note_warm_start(study)
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("pruner", config.pruner.raw)
         _write_study_file(folder, {**config.to_dict(), "storage": storage_url, "ray_address": address or config.ray_address})
@@ -115,6 +117,7 @@ def resume(
         config, address = extended, address or config.ray_address
         study = _open_study(config, storage_url)
         enqueue_once(study, config.enqueue)  # where a launch died before its list was all in the storage
+        _note_warm_start(study)  # the earlier study may have grown since
         latest = _latest_run(folder)
         if latest is not None and _restorable(latest) and _has_work(study, config):
             if _run(config, folder, storage_url, address, 0, restore=latest):  # Ctrl-C: the rest waits for the next resume
@@ -123,6 +126,11 @@ def resume(
         if remaining != 0 and _has_work(study, config):
             _run(config, folder, storage_url, address, remaining, restore=None, total=config.trials)
         return _finish(config, folder, storage_url)
+
+
+def _note_warm_start(study: optuna.Study) -> None:
+    if line := record_warm_start(study):
+        log.info(line)
 
 
 def _has_work(study: optuna.Study, config: StudyConfig) -> bool:

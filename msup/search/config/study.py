@@ -42,6 +42,9 @@ Schema (paths are relative to the study file)::
       - {coats: 3, outer_density: 0.3, coat_keep_2: 0.2627, coat_keep_3: 0.4}   # resumes (the paper's
       - {coats: 1, outer_density: 0.3}  # recipe, edge-popup's 30 %), in the space's own parameters; those
                                       # left out are sampled; marked in trials.csv's enqueued column
+    warm_start: digits-seed0          # optional: an earlier study on the same space (name, folder or URI);
+                                      # its finished trials teach the sampler (tpe or gp) from the first
+                                      # ask, and stay out of this study's counts, budget and table
 
 Every problem in the file, the training config and the search space is
 reported at once with its key path. The keys are the models of
@@ -93,6 +96,7 @@ class StudyConfig:
     loggers: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracker name -> options
     checkpoint_every_s: float = 0.0  # 0: a checkpoint after every epoch
     enqueue: tuple[dict[str, Any], ...] = ()  # configurations trained first, once (`state.enqueued`)
+    warm_start: str | None = None  # an earlier study the sampler learns from (`sampling.warm_start`)
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +121,7 @@ class StudyConfig:
             **({"loggers": self.loggers} if self.loggers else {}),
             **({"checkpoint": {"every_s": self.checkpoint_every_s}} if self.checkpoint_every_s else {}),
             **({"enqueue": [dict(values) for values in self.enqueue]} if self.enqueue else {}),
+            **({"warm_start": self.warm_start} if self.warm_start is not None else {}),
         }
 
     @property
@@ -235,7 +240,7 @@ def parse_study(
         size_budget=file.size_budget, storage=file.storage, ray_address=file.ray_address, runs_dir=file.runs_dir,
         loggers=file.loggers.to_dict() if file.loggers is not None else {},
         checkpoint_every_s=file.checkpoint.every_s if file.checkpoint is not None else 0.0,
-        description=file.description, enqueue=tuple(file.enqueue),
+        description=file.description, enqueue=tuple(file.enqueue), warm_start=file.warm_start,
     )
 
 

@@ -163,6 +163,9 @@ class StudyFile(StrictModel):
     enqueue: list[dict[str, Any]] = Field([], description="configurations trained first, once, in the search "
                                           "space's own parameters (e.g. coats, outer_density, coat_keep_2, lr); "
                                           "parameters left out are sampled")
+    warm_start: str | None = Field(None, description="an earlier study on the same space (name, folder or "
+                                   "s3:// URI) whose finished trials the sampler learns from; they stay out "
+                                   "of this study's counts and table")
     loggers: Loggers | None = None
     ray_address: str | None = Field(None, description="null: a local Ray instance; 'auto' or ray://host:port")
 

@@ -10,11 +10,13 @@ import optuna
 from msup.errors import InputError
 from msup.search.config.study import StudyConfig
 from msup.search.sampling.views import PrunedAsPoints, RecentTrials
+from msup.search.sampling.warm_start import WarmStart, earlier_trials
 
 
 def study_sampler(config: StudyConfig, trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler of ``config``'s study (`build_sampler`)."""
-    return build_sampler(config.sampler, trials_so_far, config.size)
+    """The sampler of ``config``'s study (`build_sampler`), shown the trials of the study it warm-starts from."""
+    sampler = build_sampler(config.sampler, trials_so_far, config.size)
+    return sampler if config.warm_start is None else WarmStart(sampler, earlier_trials(config), config.warm_start)
 
 
 def build_sampler(

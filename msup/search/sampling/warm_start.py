@@ -1,0 +1,97 @@
+"""Warm start: an earlier study's finished trials, shown to the sampler of a new study on the same space.
+
+A study file's ``warm_start: OTHER`` (a study name under the runs folder, a
+study folder, or its ``s3://`` URI) reads the COMPLETE and PRUNED trials of
+that study once, when the sampler is built. `WarmStart` shows them to the
+wrapped sampler before the study's own trials, so a model-based sampler
+starts from what the earlier study learnt: TPE skips its random start-up
+trials and fits its densities to them at once.
+
+They are shown to the sampler only: they never enter the new study's storage,
+its trial counts, budget, front or ``trials.csv``, and a resumed driver reads
+them again from the earlier study (which must still exist).
+
+Only samplers that read trials by state can use them (TPE, GP): NSGA-II keeps
+its generations by trial number, and random sampling reads nothing, so both
+are refused, as is an earlier study with another space or other objectives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import asdict
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from msup.errors import InputError
+from msup.search.config.space import Param
+from msup.search.config.study import StudyConfig
+from msup.search.sampling.views import ViewSampler
+from msup.search.state.storage import load_stored_study, study_storage_url
+from msup.search.study import find_study_dir, load_study_folder
+
+WARM_SAMPLERS = ("tpe", "gp")
+WARM_START_ATTR = "warm_start"  # study attribute: the earlier study and how many of its trials the sampler saw
+_EVIDENCE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class WarmStart(ViewSampler):
+    """Shows ``earlier`` (finished trials of another study) before the study's own trials."""
+
+    def __init__(self, sampler: BaseSampler, earlier: Sequence[FrozenTrial], source: str = "") -> None:
+        super().__init__(sampler)
+        self.earlier = [t for t in earlier if t.state in _EVIDENCE]
+        self.source = source
+
+    def shown(self, trials: list[FrozenTrial], states: Collection[TrialState] | None) -> list[FrozenTrial]:
+        """A request for every trial, whatever its state, indexes them by number: it gets the study's own."""
+        if states is None:
+            return trials
+        return [t for t in self.earlier if t.state in states] + trials
+
+
+def record_warm_start(study: optuna.Study) -> str | None:
+    """Note on the study which earlier study its sampler learns from, and from how many trials; a line to log."""
+    if not isinstance(study.sampler, WarmStart):
+        return None
+    source, count = study.sampler.source, len(study.sampler.earlier)
+    study.set_user_attr(WARM_START_ATTR, {"study": source, "finished_trials": count})
+    return f"msup: warm start from {source}: its {count} finished trials teach the sampler (not counted here)"
+
+
+def earlier_trials(config: StudyConfig) -> list[FrozenTrial]:
+    """The finished trials of ``config.warm_start``, or an `InputError` saying in one line why they cannot seed it."""
+    assert config.warm_start is not None
+    key = f"warm_start: {config.warm_start}"
+    if config.sampler.get("name") not in WARM_SAMPLERS:
+        raise InputError(f"{key}: sampler {config.sampler.get('name')} cannot use earlier trials "
+                         f"(warm starts feed {' or '.join(WARM_SAMPLERS)})")
+    folder = find_study_dir(config.warm_start, config.runs_dir)
+    earlier = load_study_folder(folder)
+    if earlier.name == config.name:
+        raise InputError(f"{key}: a study cannot warm-start from itself (resume it instead)")
+    if (earlier.accuracy, earlier.size) != (config.accuracy, config.size):
+        raise InputError(f"{key}: its objectives ({earlier.accuracy}, {earlier.size}) differ from this study's "
+                         f"({config.accuracy}, {config.size})")
+    if difference := space_difference(earlier, config):
+        raise InputError(f"{key}: it searched another space ({difference})")
+    study = load_stored_study(study_storage_url(folder, earlier.storage), earlier.name)
+    return study.get_trials(deepcopy=False, states=_EVIDENCE)
+
+
+def space_difference(earlier: StudyConfig, config: StudyConfig) -> str | None:
+    """The first parameter the two spaces define differently, in words; None when they are the same."""
+    theirs, ours = ({p.name: p for p in c.space.params} for c in (earlier, config))
+    for name in sorted(theirs.keys() | ours.keys()):
+        if name not in theirs or name not in ours:
+            return f"{name} is only in {'this' if name in ours else 'that'} study's space"
+        if theirs[name] != ours[name]:
+            return f"{name} is {{{_shown(ours[name])}}} here, {{{_shown(theirs[name])}}} there"
+    return None
+
+
+def _shown(param: Param) -> str:
+    return ", ".join(f"{key} {value!r}" for key, value in asdict(param).items()
+                     if key != "name" and value not in (None, (), False))
