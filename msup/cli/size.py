@@ -37,6 +37,11 @@ def parse_floats(text: str, key: str) -> list[float]:
         raise InputError(f"{key}={text!r} must be comma-separated numbers, e.g. 0.7,0.92,0.97") from None
 
 
+def _amount(mib: float) -> str:
+    """MiB with two decimals, or KiB for the small networks two decimals of MiB would show as 0.00."""
+    return f"{mib:.2f} MiB" if mib >= 0.1 else f"{1024 * mib:.2f} KiB"
+
+
 def run(args: argparse.Namespace) -> int:
     from msup.catalog import dataset_info, validate_sparsities
     from msup.layers import MaskConfig
@@ -59,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
         ("model", f"{entry.name} on {data.name} ({data.num_classes} classes)"),
         ("coats / sparsities", f"{size.coats} / {', '.join(f'{p:g}' for p in sparsities)}"),
         ("masked weights", f"{size.masked_weights:,}"),
-        ("dense fp32", f"{size.dense_mib:.2f} MiB"),
-        ("paper accounting", f"{size.paper_mib:.2f} MiB  ({size.paper_bits_per_weight:.3f} bits/weight, "
+        ("dense fp32", _amount(size.dense_mib)),
+        ("paper accounting", f"{_amount(size.paper_mib)}  ({size.paper_bits_per_weight:.3f} bits/weight, "
                              f"{size.compression_paper:.1f}x smaller than dense)"),
-        ("entropy bound", f"{size.entropy_mib:.2f} MiB  ({size.entropy_bits_per_weight:.3f} bits/weight, "
+        ("entropy bound", f"{_amount(size.entropy_mib)}  ({size.entropy_bits_per_weight:.3f} bits/weight, "
                           f"{size.compression_entropy:.1f}x smaller than dense)"),
     ]
     width = max(len(k) for k, _ in rows)
