@@ -56,6 +56,42 @@ def test_coats_at_equal_size_trains_and_tabulates(tmp_path):
     assert row.count("±") == 2 and figure.stat().st_size > 0
 
 
+def test_coats_at_equal_outer_matches_the_single_mask_to_the_three_coat_size_and_plans_within_the_cap():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from coats_at_equal_outer import LISTS, MATCHED_TO, Run, matched_density, plan, run_config
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from msup.config import load_config
+    from msup.sizes import inventory, model_size
+
+    base = load_config(ROOT / "studies" / "train" / "mnist1d-conv.yaml")
+    for width in (0.25, 1.0):
+        config = run_config(base, Run(width, "N1=N3@0.9", 3), 2)
+        inv = inventory(config.model_spec().build())
+        assert config.runtime.seed == 3 and config.model.width == width and len(config.mask.sparsities) == 1
+        matched, target = (model_size(inv, s).entropy_mib for s in (config.mask.sparsities, LISTS[MATCHED_TO]))
+        assert abs(matched - target) * 2**20 < 2 and 1 - config.mask.sparsities[0] == pytest.approx(matched_density(config), abs=1e-6)
+    assert run_config(base, Run(1.0, "dense", 0), 2).model.dense
+    seconds = {1.0: 0.1, 4.0: 1.0}  # per epoch: 50 epochs x 2 arms cost 10 s and 100 s per seed
+    runs, kept = plan([1.0, 4.0], ["dense", "N1@0.7"], [0, 1, 2, 3, 4], seconds, 50, 300)
+    assert kept == {1.0: 5, 4.0: 2} and len(runs) == 2 * 5 + 2 * 2  # the widest network loses seeds first
+
+
+@pytest.mark.slow
+def test_coats_at_equal_outer_resumes_without_training_a_finished_run_again(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "coats_at_equal_outer.py"), "--widths", "0.25",
+               "--arms", "N1@0.7", "N3@0.7", "--seeds", "0", "1", "--epochs", "1", "--out", str(tmp_path)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "4 runs, 0 already done" in first.stderr and len(list(tmp_path.glob("width-0.25/*/seed-*.json"))) == 4
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert "4 runs, 4 already done" in again.stderr and "[1/" not in again.stderr
+    assert again.stdout == first.stdout  # the table is read back from the run files
+    (row,) = [line for line in again.stdout.splitlines() if line.startswith("| 0.25 |") and "(n=2)" in line]
+    assert row.count("±") == 1
+
+
 @pytest.mark.parametrize("extra", [[], ["--sampler", "tpe", "--max-history", "5"]])
 def test_driver_scale_times_every_call_in_windows_with_optunas_share_apart(tmp_path, extra):
     out = tmp_path / "rows.jsonl"
