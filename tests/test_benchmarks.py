@@ -71,7 +71,8 @@ def test_coats_at_equal_outer_matches_the_single_mask_to_the_three_coat_size_and
         inv = inventory(config.model_spec().build())
         assert config.runtime.seed == 3 and config.model.width == width and len(config.mask.sparsities) == 1
         matched, target = (model_size(inv, s).entropy_mib for s in (config.mask.sparsities, LISTS[MATCHED_TO]))
-        assert abs(matched - target) * 2**20 < 2 and 1 - config.mask.sparsities[0] == pytest.approx(matched_density(config), abs=1e-6)
+        assert abs(matched - target) * 2**20 < 2
+        assert 1 - config.mask.sparsities[0] == pytest.approx(matched_density(config), abs=1e-6)
     assert run_config(base, Run(1.0, "dense", 0), 2).model.dense
     seconds = {1.0: 0.1, 4.0: 1.0}  # per epoch: 50 epochs x 2 arms cost 10 s and 100 s per seed
     runs, kept = plan([1.0, 4.0], ["dense", "N1@0.7"], [0, 1, 2, 3, 4], seconds, 50, 300)
