@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from size_figure import accuracy_against_size
+
 from msup.config import TrainConfig, load_config
 from msup.errors import RunError
 from msup.sizes import inventory, model_size
@@ -230,30 +232,14 @@ def report(records: list[dict[str, Any]], args: argparse.Namespace, kept: dict[f
 
 
 def draw(records: list[dict[str, Any]], path: Path, dataset: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7.0, 4.2))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    lines = {}
     for arm in LISTS:
-        if arm == "dense":
-            continue
-        points = []
-        for width in sorted({r["width"] for r in records}):
-            done = list(_finished(records, width, arm).values())
-            if done:
-                points.append((1024 * done[0]["size_entropy_mib"], 100 * statistics.fmean(r["test_acc"] for r in done)))
-        if points:
-            axes.plot(*zip(*points), marker="o", label=arm)
-    axes.set_xscale("log")
-    axes.set_xlabel("model size, entropy bound (KiB); one point per width")
-    axes.set_ylabel("test accuracy (%), mean over seeds")
-    axes.set_title(f"{dataset}: coats at equal outer sparsity across widths", fontsize=10)
-    axes.grid(True, color="0.92")
-    axes.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=150, bbox_inches="tight")
+        done = [list(_finished(records, width, arm).values()) for width in sorted({r["width"] for r in records})]
+        points = [(1024 * d[0]["size_entropy_mib"], 100 * statistics.fmean(r["test_acc"] for r in d)) for d in done if d]
+        if arm != "dense" and points:
+            lines[arm] = ([s for s, _ in points], [a for _, a in points], None)
+    accuracy_against_size(lines, path, f"{dataset}: coats at equal outer sparsity across widths",
+                          "model size, entropy bound (KiB); one point per width", "test accuracy (%), mean over seeds")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from size_figure import accuracy_against_size
 
 from msup.config import load_config
 from msup.search.config.space import sparsities_from
@@ -113,28 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def draw(results: dict[tuple[float, int], list[float]], coats: Sequence[int], path: Path, dataset: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7.0, 4.2))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    lines = {}
     for n in coats:
         points = sorted((size, accs) for (size, c), accs in results.items() if c == n)
-        if not points:
-            continue
-        sizes = [s for s, _ in points]
-        means = [100 * statistics.fmean(a) for _, a in points]
-        spreads = [100 * statistics.stdev(a) if len(a) > 1 else 0.0 for _, a in points]
-        axes.errorbar(sizes, means, yerr=spreads, marker="o", capsize=3, label=f"N={n}")
-    axes.set_xscale("log")
-    axes.set_xlabel("model size, entropy bound (MiB)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"{dataset}: coat counts at equal size (mean ± std over seeds)", fontsize=10)
-    axes.grid(True, color="0.92")
-    axes.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=150, bbox_inches="tight")
+        if points:
+            lines[f"N={n}"] = ([s for s, _ in points], [100 * statistics.fmean(a) for _, a in points],
+                              [100 * statistics.stdev(a) if len(a) > 1 else 0.0 for _, a in points])
+    accuracy_against_size(lines, path, f"{dataset}: coat counts at equal size (mean ± std over seeds)",
+                          "model size, entropy bound (MiB)", "test accuracy (%)")
 
 
 if __name__ == "__main__":

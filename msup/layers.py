@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.common_types import _size_1_t, _size_2_t
+from torch.nn.common_types import _size_2_t
 
 from msup.catalog import (
     REFRESH_MODES,
@@ -178,6 +178,10 @@ class SupermaskMixin:
         grad_scale = 1.0 if self.mask_config.grad_normalize else float(self.coats)
         return CoatedWeight.apply(self.scores, self.weight, self._current_levels(), grad_scale)
 
+    def extra_repr(self) -> str:
+        layer = super().extra_repr()  # type: ignore[misc]  # the mixin's next base is an nn.Module
+        return f"{layer}, coats={self.coats}, sparsities={list(self.mask_config.sparsities)}"
+
     def _apply(self, fn: Any, recurse: bool = True) -> Any:  # keep cached levels on the module's device
         result = super()._apply(fn, recurse)  # type: ignore[misc]  # the mixin's next base is an nn.Module
         if self._levels is not None:
@@ -191,42 +195,8 @@ def _refuse_bias(bias: bool, name: str) -> None:
         raise InputError(f"{name}: supermasked layers have no bias (bias=True given)")
 
 
-class MSupConv1d(SupermaskMixin, nn.Conv1d):
-    """`nn.Conv1d` with a frozen random weight and a trained multicoated supermask. No bias."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: _size_1_t,
-        stride: _size_1_t = 1,
-        padding: _size_1_t | str = 0,
-        dilation: _size_1_t = 1,
-        groups: int = 1,
-        bias: bool = False,
-        padding_mode: PaddingMode = "zeros",
-        *,
-        mask: MaskConfig,
-        name: str = "conv",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _refuse_bias(bias, name)
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, False, padding_mode,
-            device=device, dtype=dtype,
-        )
-        self._init_supermask(mask, name)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), None)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, coats={self.coats}, sparsities={list(self.mask_config.sparsities)}"
-
-
-class MSupConv2d(SupermaskMixin, nn.Conv2d):
-    """`nn.Conv2d` with a frozen random weight and a trained multicoated supermask. No bias."""
+class _SupermaskConv(SupermaskMixin):
+    """The constructor and forward `MSupConv1d` and `MSupConv2d` share; the conv base class follows it in the MRO."""
 
     def __init__(
         self,
@@ -246,17 +216,22 @@ class MSupConv2d(SupermaskMixin, nn.Conv2d):
         dtype: Any = None,
     ) -> None:
         _refuse_bias(bias, name)
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # nn.Conv1d's or nn.Conv2d's, next in the MRO
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, False, padding_mode,
             device=device, dtype=dtype,
         )
         self._init_supermask(mask, name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), None)
+        return self._conv_forward(x, self.effective_weight(), None)  # type: ignore[attr-defined]  # the conv base's
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, coats={self.coats}, sparsities={list(self.mask_config.sparsities)}"
+
+class MSupConv1d(_SupermaskConv, nn.Conv1d):
+    """`nn.Conv1d` with a frozen random weight and a trained multicoated supermask. No bias."""
+
+
+class MSupConv2d(_SupermaskConv, nn.Conv2d):
+    """`nn.Conv2d` with a frozen random weight and a trained multicoated supermask. No bias."""
 
 
 class MSupLinear(SupermaskMixin, nn.Linear):
@@ -279,9 +254,6 @@ class MSupLinear(SupermaskMixin, nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, coats={self.coats}, sparsities={list(self.mask_config.sparsities)}"
 
 
 def supermask_layers(model: nn.Module) -> list[tuple[str, SupermaskMixin]]:
