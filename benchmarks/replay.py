@@ -448,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=100, help="paired seeds per arm")
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS), help="default: every arm of each view")
+    parser.add_argument("--arms", nargs="+", choices=[*ARMS, *WARM], help="default: every arm of each view")
     parser.add_argument("--half", default="all", choices=("all", "a", "b"), help="answer from half of the bank")
     parser.add_argument("--answer", default="forest", choices=ANSWERS,
                         help="nearest: the nearest bank run; forest: sampled values, curve from a forest on the bank plus "
