@@ -68,7 +68,10 @@ def earlier_trials(config: StudyConfig) -> list[FrozenTrial]:
     if config.sampler.get("name") not in WARM_SAMPLERS:
         raise InputError(f"{key}: sampler {config.sampler.get('name')} cannot use earlier trials "
                          f"(warm starts feed {' or '.join(WARM_SAMPLERS)})")
-    folder = find_study_dir(config.warm_start, config.runs_dir)
+    try:
+        folder = find_study_dir(config.warm_start, config.runs_dir)
+    except InputError as exc:
+        raise InputError(f"{key}: {exc}") from None
     earlier = load_study_folder(folder)
     if earlier.name == config.name:
         raise InputError(f"{key}: a study cannot warm-start from itself (resume it instead)")
