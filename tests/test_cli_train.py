@@ -46,7 +46,7 @@ def test_default_output_folder_is_named_after_the_config(tmp_path, monkeypatch):
         (["optim.epochs=0"], "optim.epochs: 0 must be >= 1"),
         (["optim.batch_size=4096"], "optim.batch_size: 4096 is larger than the training split"),
         (["data.name=mnist"], "data.name: 'mnist' is not one of cifar10, cifar100, digits, imagenet"),
-        (["model.name=vgg"], "model.name: 'vgg' is not one of conv2"),
+        (["model.name=vgg"], "model.name: 'vgg' is not one of cnn1d, conv2"),
         (["data.name=cifar10", "data.data_dir=/nonexistent/msup", "model.name=conv2"], "data.download: true"),
         (["lr=0.1"], "expected SECTION.KEY=VALUE"),
     ],
