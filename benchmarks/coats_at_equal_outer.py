@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coats_at_equal_size import solve_density
 from size_figure import accuracy_against_size
 
 from msup.config import TrainConfig, load_config
@@ -69,11 +70,9 @@ def matched_density(config: TrainConfig) -> float:
     """Density of the single mask whose entropy size equals that of N3@0.9 on ``config``'s network."""
     inv = inventory(config.model_spec().build())
     target = model_size(inv, LISTS[MATCHED_TO]).entropy_mib  # type: ignore[arg-type]  # a list, not dense
-    low, high = 1e-4, 0.5  # one coat's entropy size rises with its density up to 0.5
-    for _ in range(60):
-        middle = (low + high) / 2
-        low, high = (middle, high) if model_size(inv, [1 - middle]).entropy_mib < target else (low, middle)
-    return (low + high) / 2
+    density = solve_density(inv, 1, 1.0, target)  # one coat: no inner share
+    assert density is not None, "one coat reaches the three-coat list's size: its outer coat is denser"
+    return density
 
 
 def run_config(base: TrainConfig, run: Run, epochs: int) -> TrainConfig:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import asdict
+from functools import cache
 
 import optuna
 from optuna.samplers import BaseSampler
@@ -80,8 +81,13 @@ def earlier_trials(config: StudyConfig) -> list[FrozenTrial]:
                          f"({config.accuracy}, {config.size})")
     if difference := space_difference(earlier, config):
         raise InputError(f"{key}: it searched another space ({difference})")
-    study = load_stored_study(study_storage_url(folder, earlier.storage), earlier.name)
-    return study.get_trials(deepcopy=False, states=_EVIDENCE)
+    return list(_finished_trials(study_storage_url(folder, earlier.storage), earlier.name))
+
+
+@cache
+def _finished_trials(storage_url: str, name: str) -> tuple[FrozenTrial, ...]:
+    """Read once per process: the pre-flight, the driver and its searcher all build the study's sampler."""
+    return tuple(load_stored_study(storage_url, name).get_trials(deepcopy=False, states=_EVIDENCE))
 
 
 def space_difference(earlier: StudyConfig, config: StudyConfig) -> str | None:
