@@ -22,8 +22,9 @@ from msup.search.state.storage import load_or_create, open_storage
 
 @dataclass
 class RayTrial:
-    """What the scheduler reads of a Ray trial: its config."""
+    """What the scheduler reads of a Ray trial: its id and config."""
 
+    trial_id: str
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -44,7 +45,7 @@ class Controller:
         config = self.searcher.suggest(trial_id)
         if config is None or config == Searcher.FINISHED:
             return None
-        self._trials[trial_id] = RayTrial(config)
+        self._trials[trial_id] = RayTrial(trial_id, config)
         return config
 
     def report(self, trial_id: str, result: dict[str, Any]) -> bool:

@@ -42,6 +42,11 @@ from outside the pruner: ``floor1``/``floor2`` (train i epochs, go on only if
 the point is non-dominated among every trial's point at epoch i so far) and
 ``oracle`` (after one epoch, go on only if the trial's own final accuracy,
 read from the bank, would enter the front of the trials completed so far).
+The ``size_aware_pause`` arms pause what the study's pruner stops near its bar
+(`msup.search.pruning.pausing`); in the equal-compute views their searcher is
+told none's trial-epochs as its budget, since it takes paused trials up when
+the budget has no room for a whole new trial. A paused trial has a row per
+stretch it trained (state PAUSED for the first).
 
 One Parquet file per (view, seed) with a row per trial of every arm; files
 already there are skipped, so a run resumes where it stopped:
@@ -86,11 +91,16 @@ ARMS: dict[str, dict[str, Any] | None] = {
     "mo_asha_crowding": {**MO_ASHA, "tie_break": "crowding", "min_accuracy": 0.2},
     "moasha": {**MO_ASHA, "tie_break": "epsilon_net", "min_accuracy": 0.0},  # Syne Tune's MOASHA rule
     "asha": {"name": "successive_halving", "min_resource": 1, "reduction_factor": 3},  # accuracy alone
+    "size_aware_pause": None,  # the study file's own pruner, pausing trials near its bar (`PAUSE_WITHIN`)
+    "size_aware_pause_wide": None,
     "floor1": {"name": "none"},
     "floor2": {"name": "none"},
     "oracle": {"name": "none"},
 }
-PRUNERS = ("none", "size_aware", "size_aware_gain", "mo_asha", "mo_asha_eps", "mo_asha_crowding", "moasha", "asha")
+PRUNERS = ("none", "size_aware", "size_aware_gain", "mo_asha", "mo_asha_eps", "mo_asha_crowding", "moasha", "asha",
+           "size_aware_pause", "size_aware_pause_wide")
+# A trial the study's own pruner stops within this much accuracy of its bar is paused, not ended (set a priori).
+PAUSE_WITHIN = {"size_aware_pause": 0.02, "size_aware_pause_wide": 0.05}
 # Warm-started arms: the pruner arm they run, their sampler shown an earlier study's finished trials.
 WARM = {"warm": "none", "warm_size_aware": "size_aware"}
 VIEWS = {"same": PRUNERS, "trials": PRUNERS, "compute": tuple(ARMS), "warm": ("none", "size_aware", *WARM)}
@@ -304,15 +314,21 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
     from controller import Controller
     from optuna.trial import TrialState
 
+    from msup.search.config.budget import ComputeBudget
     from msup.search.pruning.rules import parse_pruner
     from msup.search.sampling.factory import build_sampler
     from msup.search.sampling.warm_start import WarmStart
+    from msup.search.state.keys import RESUMED_ATTR
     from msup.search.state.ledger import release_ledgers
 
     pruner = ARMS[WARM.get(arm, arm)] or config.pruner.raw
+    if arm in PAUSE_WITHIN:
+        pruner = {**pruner, "pause_within": PAUSE_WITHIN[arm]}
     space = AnsweringSpace(answers)
     config = dataclasses.replace(config, name=f"replay-{uuid.uuid4().hex[:8]}", space=space, sampler=sampler,
                                  pruner=parse_pruner(pruner, "pruner", []))
+    if config.pruner.pauses and math.isfinite(budget.epochs):  # it takes paused trials up once sampling is over:
+        config = dataclasses.replace(config, budget=ComputeBudget(trial_epochs=int(budget.epochs)))  # it must know
     url = str(scratch / f"{config.name}.journal")  # a journal file on tmpfs where there is one
     warm = None if earlier is None else WarmStart(build_sampler(sampler, 0, config.size), earlier)
     controller = Controller(config, url, str(scratch), sampler=warm, trial_cap=budget.trials)
@@ -320,6 +336,7 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
     cpu, clock, spent = time.process_time(), 0.0, 0
     events: list[tuple[float, int, str]] = []
     running: dict[str, dict[str, Any]] = {}
+    runs: dict[int, dict[str, Any]] = {}  # the bank run answering each Optuna trial
     rows: list[dict[str, Any]] = []
     front: list[tuple[float, float]] = []
 
@@ -333,20 +350,27 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
         trial_config = controller.suggest(trial_id)
         if trial_config is None:
             return
-        run = space.runs[-1]
+        number = trial_config["optuna_trial"]
+        resumed = controller.searcher.ledger.trials[number].attrs.get(RESUMED_ATTR)
+        run = runs[number] if resumed is not None else space.runs[-1]  # a paused trial goes on from its epoch
+        runs[number], epoch = run, int(resumed or 0)
         size = trial_config["sizes"][config.size]
-        running[trial_id] = {"config": trial_config, "run": run, "epoch": 0, "start": clock, "size": size}
-        heapq.heappush(events, (clock + TRIAL_OVERHEAD_S + _epoch_s(run, 1), slot, trial_id))
+        running[trial_id] = {"config": trial_config, "run": run, "epoch": epoch, "from": epoch, "start": clock,
+                             "size": size}
+        heapq.heappush(events, (clock + TRIAL_OVERHEAD_S + _epoch_s(run, epoch + 1), slot, trial_id))
 
     def finish(trial_id: str, state: str, result: dict[str, Any] | None) -> None:
         trial = running.pop(trial_id)
         controller.complete(trial_id, result)
-        run = trial["run"]
+        run, number = trial["run"], trial["config"]["optuna_trial"]
+        if number in controller.searcher.ledger.paused:
+            state = "PAUSED"
         final = run["curve"][-1] if state == "COMPLETE" else math.nan
         if state == "COMPLETE":
             front.append((trial["size"], final))
-        rows.append({"trial": trial["config"]["optuna_trial"], "config": run["config"], "snap": run["snap"],
-                     "state": state, "epochs": trial["epoch"], "size": trial["size"], "final": final,
+        # a paused trial has a row per stretch it trained: epochs counts this stretch's, the curve is the whole
+        rows.append({"trial": number, "config": run["config"], "snap": run["snap"],
+                     "state": state, "epochs": trial["epoch"] - trial["from"], "size": trial["size"], "final": final,
                      "curve": [float(a) for a in run["curve"][:trial["epoch"]]], "start_s": trial["start"],
                      "end_s": clock, "spent_epochs": spent})
 

@@ -40,6 +40,8 @@ POINTS = (
     "searcher.after_attrs",     # sizes and values stored, the Ray trial id not yet
     "searcher.before_tell",     # a finished trial's results stored, its state not yet told
     "scheduler.after_prune",    # a stop decision stored, the trial not yet stopped
+    "scheduler.after_pause",    # a pause stored, the trial not yet stopped (`msup.search.pruning.pausing`)
+    "searcher.after_resume",    # a paused trial marked as taken up again, no Ray trial yet handed it
     "trial.before_checkpoint",  # an epoch trained; its checkpoint (last epoch: and model file) not yet written
     "trial.after_epoch",        # an epoch reported to the driver with its checkpoint
     "trial.after_final_report", # the last epoch reported: the trial's results are with the driver

@@ -76,6 +76,20 @@ def test_a_warm_start_samples_from_the_earlier_study_at_the_cold_starts_compute(
     assert warm["trial"].min() == 0  # the earlier trials were shown, never stored in the warm study
 
 
+def test_a_paused_trial_goes_on_from_its_epoch_once_sampling_is_over():
+    frame = replay_seed(("same", str(STUDY), 7, str(BANK), "nearest", ["none", "size_aware_pause"], "all"))
+    pausing = frame[frame["arm"] == "size_aware_pause"]
+    first = pausing.drop_duplicates("trial")  # each trial's first stretch
+    assert len(first) == 40 and pausing["epochs"].sum() == pausing["run_epochs"].iloc[0]
+    paused = pausing[pausing["state"] == "PAUSED"]
+    assert len(paused) >= 1
+    for row in paused.itertuples():
+        (later,) = pausing[(pausing["trial"] == row.trial) & (pausing["state"] != "PAUSED")].itertuples()
+        assert later.start_s >= first["start_s"].max()  # taken up when the 40 trials had all started
+        assert list(later.curve[: row.epochs]) == list(row.curve)  # from the epoch it was paused at, not from 0
+        assert row.epochs + later.epochs == len(later.curve)
+
+
 def test_snapping_answers_a_bank_configuration_with_itself(bank):
     from msup.search.config.preflight import load_study_config
 

@@ -7,7 +7,9 @@ One row per Optuna trial. Columns:
 ``ray_trial_id``       Ray Tune's id for the same trial (text)
 ``state``              ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``,
                        ``REJECTED`` (outside the study's size budget: never
-                       trained) or ``WAITING`` (enqueued, not started)
+                       trained), ``WAITING`` (enqueued, not started) or
+                       ``PAUSED`` (set aside by a pruner with its
+                       checkpoint, to resume when sampling ends)
 ``enqueued``           its index in the study file's ``enqueue:`` list;
                        empty for a configuration the sampler drew
 parameters             every sampled parameter in its own column: ``coats``
@@ -34,7 +36,8 @@ parameters             every sampled parameter in its own column: ``coats``
 ``stopped_by``         why it ended before its last epoch or was never
                        trained (text): ``pruner <name>: <reason>``,
                        ``budget: <limit> spent``, ``failure`` (see
-                       ``error``), ``size_budget`` (see ``rejected``);
+                       ``error``), ``size_budget`` (see ``rejected``),
+                       ``paused by pruner <name>: <reason>`` (PAUSED);
                        empty for a trial that trained every epoch
 ``error``              why a FAIL trial failed (text)
 ``rejected``           why a REJECTED configuration was not trained (text)
@@ -67,7 +70,8 @@ SIZE_ARTIFACT_BYTES = "size_artifact_bytes"
 ACCURACY_COLUMNS = (VAL_ACC, BEST_VAL_ACC, TEST_ACC)
 SIZE_COLUMNS = (SIZE_ENTROPY_MIB, SIZE_PAPER_MIB, SIZE_ARTIFACT_BYTES)
 COMPLETE, PRUNED, FAIL, RUNNING, REJECTED, WAITING = "COMPLETE", "PRUNED", "FAIL", "RUNNING", "REJECTED", "WAITING"
-STATES = (COMPLETE, PRUNED, FAIL, RUNNING, REJECTED, WAITING)
+PAUSED = "PAUSED"
+STATES = (COMPLETE, PRUNED, FAIL, RUNNING, REJECTED, WAITING, PAUSED)
 
 REQUIRED_COLUMNS = (TRIAL, STATE, COATS, *ACCURACY_COLUMNS, *SIZE_COLUMNS, DENSE_MIB)
 NUMERIC_COLUMNS = (*REQUIRED_COLUMNS[2:], TRIAL, SEED, EPOCHS, COMPRESSION, WALL_S, TRAIN_S, ENQUEUED)

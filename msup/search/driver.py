@@ -26,6 +26,7 @@ from ray import tune
 
 from msup import failpoints
 from msup.analysis.report import write_study_report
+from msup.analysis.table import PAUSED
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError, last_line
 from msup.folder import Folder
@@ -136,7 +137,7 @@ def _note_warm_start(study: optuna.Study) -> None:
 def _has_work(study: optuna.Study, config: StudyConfig) -> bool:
     """Unfinished trials to continue, or trials and compute left to start new ones (one read of the study)."""
     ledger = StudyLedger(study, config.size)
-    if ledger.unfinished:
+    if ledger.unfinished or ledger.paused:
         return True
     trials_left = config.trials is None or finished_count(study, config) < config.trials
     return trials_left and budget_account(config, ledger).gate() is not Gate.FINISHED
@@ -194,8 +195,10 @@ def _run(
             return False
         log.info(f"msup: restored {restore.name} ({time.time() - start:.0f} s)")
         return interrupted
+    if config.pruner.pauses:  # a paused trial taken up again is a Ray trial of its own: the searcher counts trials
+        num_samples = -1
     return start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples,
-                       trial_cap=total if config.counts_rejected else None)
+                       trial_cap=total if config.counts_rejected or config.pruner.pauses else None)
 
 
 def _finish(config: StudyConfig, folder: Folder, storage_url: str) -> StudyOutcome:
@@ -207,7 +210,7 @@ def _finish(config: StudyConfig, folder: Folder, storage_url: str) -> StudyOutco
     except ValueError as exc:  # no COMPLETE trial yet: no front to draw
         log.info(f"msup: no Pareto report: {exc}")
     counts = trial_counts(study, with_running=True)
-    unfinished = counts.pop(TrialState.RUNNING.name)
+    unfinished = counts.pop(TrialState.RUNNING.name) + counts.pop(PAUSED, 0)
     if unfinished:  # the run was interrupted (Ctrl-C): Ray saved its state for a resume
         log.warning(f"msup: {unfinished} trial(s) unfinished; `msup study resume {config.name}` continues them")
     elif sum(counts[name] for name in FINISHED) == 0:

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from msup.analysis.table import REJECTED
+from msup.analysis.table import PAUSED, REJECTED
 from msup.errors import InputError, first_line
 from msup.folder import Folder, is_uri
 from msup.search.config.study import StudyConfig, TrainCheck, parse_study_text
@@ -23,7 +23,7 @@ from msup.search.state.account import budget_account, fraction_used, progress
 from msup.search.state.driver_lock import Holder, running_driver
 from msup.search.state.keys import VALUES_ATTR
 from msup.search.state.layout import STUDY_FILE
-from msup.search.state.ledger import StudyLedger, curve_of, outcome
+from msup.search.state.ledger import StudyLedger, curve_of, is_paused, outcome
 from msup.search.state.storage import load_stored_study, study_storage_url
 from msup.search.state.table import trials_table
 
@@ -88,7 +88,8 @@ def status(folder: Folder) -> dict[str, Any]:
         "elapsed_s": elapsed,
         "eta_s": elapsed * (1 - used) / used if 0 < used < 1 else None,
         **_driver_fields(folder, storage_url),
-        "running": [_progress(t, config) for t in trials if t.state == TrialState.RUNNING and curve_of(t.user_attrs)],
+        "running": [_progress(t, config) for t in trials
+                    if t.state == TrialState.RUNNING and curve_of(t.user_attrs) and not is_paused(t.user_attrs)],
         "front": [{"trial": t.number, config.accuracy: t.values[0], config.size: t.values[1]} for t in front],
         "table": table,
     }
@@ -142,13 +143,15 @@ def _driver_fields(folder: Folder, storage_url: str) -> dict[str, Any]:
 
 
 def trial_counts(study: optuna.Study, with_running: bool = False) -> dict[str, int]:
-    """Trials per outcome: COMPLETE, PRUNED, FAIL, then REJECTED (never trained) and RUNNING where there are any."""
+    """Trials per outcome: COMPLETE, PRUNED, FAIL, then REJECTED (never trained), RUNNING and PAUSED where there are any."""
     outcomes = [outcome(t.state, t.user_attrs) for t in study.get_trials(deepcopy=False)]
     counts = {name: outcomes.count(name) for name in FINISHED}
     if REJECTED in outcomes:
         counts[REJECTED] = outcomes.count(REJECTED)
     if with_running:
         counts[TrialState.RUNNING.name] = outcomes.count(TrialState.RUNNING.name)
+        if PAUSED in outcomes:
+            counts[PAUSED] = outcomes.count(PAUSED)
     return counts
 
 

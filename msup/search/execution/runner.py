@@ -25,6 +25,7 @@ from msup.search.execution.searcher import StudySearcher
 from msup.search.execution.trackers import final_state, tracker_callbacks
 from msup.search.execution.trainable import DISK_FULL_ATTR, FailureRecorder, run_trial
 from msup.search.execution.trial_config import TrialConfig
+from msup.search.state.ledger import held_ledger
 
 # A worker that dies (preemption, OOM kill) is restarted from its last checkpoint this often.
 MAX_WORKER_FAILURES = 2
@@ -88,7 +89,7 @@ def start_tuner(
             callbacks=[
                 FailureRecorder(storage_url, config.name, config.size), StopOnFullDisk(),
                 TablesRefresh(storage_url, config.name, folder.uri, config.accuracy),
-                ProgressLine(config, num_samples),
+                ProgressLine(config, num_samples, storage_url),
                 *tracker_callbacks(config.loggers, config.name),
             ],
             verbose=0,
@@ -212,11 +213,12 @@ class TablesRefresh(Callback):
 
 
 class ProgressLine(Callback):
-    """One concise line per finished trial: count (of the run's trials, where a compute budget does not
-    decide it), state, accuracy, size, time."""
+    """One concise line per finished trial (or stretch of a paused one): count (of the run's trials, where
+    neither a compute budget nor pausing decides it), state, accuracy, size, time."""
 
-    def __init__(self, config: StudyConfig, total: int) -> None:
+    def __init__(self, config: StudyConfig, total: int, storage_url: str) -> None:
         self._accuracy, self._size, self._total = config.accuracy, config.size, total
+        self._ledger_key = (storage_url, config.name)  # where paused trials are known
         self._done = 0
         self._start = time.time()
 
@@ -234,7 +236,9 @@ class ProgressLine(Callback):
         if state == "FAIL":
             outcome = f"FAIL      {str(result['error'])[:80]}"
         else:
-            state = state if state == "COMPLETE" else f"PRUNED@{result.get('epoch', 0)}/{epochs}"
+            ledger = held_ledger(*self._ledger_key)
+            paused = spec is not None and ledger is not None and spec.optuna_trial in ledger.paused
+            state = state if state == "COMPLETE" else f"{'PAUSED' if paused else 'PRUNED'}@{result.get('epoch', 0)}/{epochs}"
             size = sizes.get(self._size, result.get(self._size, float("nan")))
             outcome = f"{state:<9} {self._accuracy}={result.get(self._accuracy, float('nan')):.4f} {self._size}={size:.4g}"
         elapsed = time.time() - self._start

@@ -11,6 +11,9 @@ Optuna as COMPLETE. msup closes the gap:
   main trial, with ``stopped_by``: the pruner and its reason), so it survives a
   driver crash; the searcher then tells the main study PRUNED, never COMPLETE.
   A spent time budget (`msup.search.config.budget`) stops running trials the same way.
+- A pruner that tells doubtful from hopeless may *pause* a trial instead
+  (``paused_at_epoch``; `msup.search.pruning.pausing`): Ray stops it, the Optuna
+  trial stays RUNNING, and the searcher takes it up again when sampling ends.
 
 The rules themselves: `msup.search.pruning.rules`.
 """
@@ -30,12 +33,22 @@ from msup.search.config.budget import ComputeBudget
 from msup.search.execution.trial_config import TrialConfig
 from msup.search.pruning.rules import LedgerPruner, PrunerSpec
 from msup.search.state.account import BudgetAccount
-from msup.search.state.keys import PRUNED_ATTR, SHADOW_ATTR, SIZE_ATTR, STOPPED_BY_ATTR
+from msup.search.state.keys import (
+    PAUSED_ATTR,
+    PAUSED_BY_ATTR,
+    PRUNED_ATTR,
+    RAY_ATTR,
+    RESUMED_ATTR,
+    SHADOW_ATTR,
+    SIZE_ATTR,
+    STOPPED_BY_ATTR,
+)
 from msup.search.state.ledger import (
     CLOCK_SAVE_EVERY_S,
     StudyLedger,
     TrialRecord,
     driver_ledger,
+    is_paused,
 )
 from msup.search.state.storage import open_storage
 
@@ -98,6 +111,11 @@ class PruningScheduler(FIFOScheduler):
         record = ledger.get(spec.optuna_trial)
         if record.attrs.get(PRUNED_ATTR) is not None:  # decided before a restart: stop again, never resurrect
             return TrialScheduler.STOP
+        owner = record.attrs.get(RAY_ATTR)
+        if owner is not None and getattr(trial, "trial_id", owner) != owner:
+            return TrialScheduler.STOP  # Ray restored a paused trial that another Ray trial has since taken up
+        if is_paused(record.attrs):  # paused before a restart, and Ray restored it: it waits again
+            return self._pause_again(ledger, record, int(epoch), accuracy, float(result.get("epoch_s") or 0.0))
         if record.state.is_finished():  # a replay of a told trial: nothing new to learn
             return TrialScheduler.CONTINUE
         if record.size is None:  # asked outside this driver's searcher: its sizes come with the Ray trial
@@ -106,17 +124,32 @@ class PruningScheduler(FIFOScheduler):
         final = bool(result.get("done")) or epoch >= epochs
         ledger.record_epoch(record, epoch, accuracy, final, float(result.get("epoch_s") or 0.0))
         ledger.save_clock(every_s=CLOCK_SAVE_EVERY_S)
-        reason = self._why_stop(ledger, record, epoch, accuracy, epochs, final)
-        if reason is not None:
-            ledger.set_attrs(record, {PRUNED_ATTR: epoch, STOPPED_BY_ATTR: reason})
-            failpoints.reach("scheduler.after_prune")
+        stop = self._why_stop(ledger, record, epoch, accuracy, epochs, final)
+        if stop is None:
+            return TrialScheduler.CONTINUE
+        reason, pause = stop
+        if pause:
+            ledger.set_attrs(record, {PAUSED_ATTR: epoch, PAUSED_BY_ATTR: reason})  # `msup.search.pruning.pausing`
+            failpoints.reach("scheduler.after_pause")
             return TrialScheduler.STOP
-        return TrialScheduler.CONTINUE
+        ledger.set_attrs(record, {PRUNED_ATTR: epoch, STOPPED_BY_ATTR: reason})
+        failpoints.reach("scheduler.after_prune")
+        return TrialScheduler.STOP
+
+    @staticmethod
+    def _pause_again(ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epoch_s: float) -> str:
+        """A paused trial Ray restored after a restart trained on from its last checkpoint: an epoch past the
+        pause is kept (and the pause moves to it, where the new checkpoint is); the trial stops again."""
+        if epoch > int(record.attrs[PAUSED_ATTR]):
+            ledger.record_epoch(record, epoch, accuracy, False, epoch_s)
+            ledger.set_attrs(record, {PAUSED_ATTR: epoch})
+        return TrialScheduler.STOP
 
     def _why_stop(
         self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int, final: bool,
-    ) -> str | None:
-        """``stopped_by`` for a trial to stop after this epoch: the budget's reason or the pruner's; None goes on."""
+    ) -> tuple[str, bool] | None:
+        """``stopped_by`` for a trial to stop after this epoch (the budget's reason or the pruner's), and whether
+        to pause it rather than end it; None: it goes on."""
         if final:
             if self._pruner is not None and not isinstance(self._pruner, LedgerPruner):
                 self._ask_shadow(ledger, record, epoch, accuracy, final)  # its shadow trial completes
@@ -124,14 +157,18 @@ class PruningScheduler(FIFOScheduler):
         assert self._account is not None
         budget = self._account.stop_reason()
         if budget is not None:
-            return budget
+            return budget, False
         if self._pruner is None:
             return None
+        doubtful = False
         if isinstance(self._pruner, LedgerPruner):
             why = self._pruner.decide_from(ledger, record, epoch, accuracy, epochs)
+            doubtful = why is not None and self._pruner_spec.pauses and self._pruner.doubtful(ledger, record, epoch, accuracy)
+            if doubtful and RESUMED_ATTR in record.attrs:
+                return None  # taken up again after a pause: only a hopeless verdict stops it now
         else:
             why = f"stopped at epoch {epoch}" if self._ask_shadow(ledger, record, epoch, accuracy, final) else None
-        return None if why is None else f"pruner {self._pruner_spec.name}: {why}"
+        return None if why is None else (f"pruner {self._pruner_spec.name}: {why}", doubtful)
 
     def _ask_shadow(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, final: bool) -> bool:
         """An Optuna pruner judges the curve as a single-objective shadow trial (Optuna's own cost per call)."""

@@ -31,6 +31,8 @@ from msup.errors import InputError, RunError
 from msup.folder import Folder
 from msup.search.config.study import StudyConfig
 from msup.search.execution.trial_config import TrialConfig
+from msup.search.pruning.pausing import no_room_reason, paused_epoch, review
+from msup.search.pruning.rules import LedgerPruner
 from msup.search.sampling.factory import study_sampler
 from msup.search.state.account import BudgetAccount, Gate, budget_account
 from msup.search.state.keys import (
@@ -39,8 +41,10 @@ from msup.search.state.keys import (
     PRUNED_ATTR,
     RAY_ATTR,
     REJECTED_ATTR,
+    RESUMED_ATTR,
     SHADOW_ATTR,
     SIZE_ATTRS,
+    STOPPED_BY_ATTR,
     VALUES_ATTR,
 )
 from msup.search.state.layout import ARTIFACTS_DIR, RAY_DIR, artifact_name
@@ -59,7 +63,9 @@ from msup.search.state.storage import (
 from msup.sizes import SizeCache
 
 CHECKPOINT_FILE = "checkpoint.pt"  # inside each Ray checkpoint folder
+EPOCH_MARKER = "epoch-"  # and beside it, an empty file `epoch_marker` names
 MAX_REJECTED_IN_A_ROW = 1000  # then the budget or the space is wrong, not the sampler unlucky
+Chosen = tuple[TrialRecord, dict[str, Any], dict[str, float], TrainConfig, str | None]  # values, sizes, checkpoint
 RESULT_KEYS = (
     "epoch", "val_acc", "best_val_acc", "test_acc", "best_test_acc", "train_loss", "train_acc",
     "size_artifact_bytes", "wall_s",
@@ -76,7 +82,7 @@ class StudySearcher(Searcher):
     def __init__(self, config: StudyConfig, storage_url: str, folder: str, trial_cap: int | None = None) -> None:
         super().__init__()  # objectives live in the Optuna study; Ray checks no metric names
         self._config = config
-        self._trial_cap = trial_cap  # no new configuration once the study holds this many trials
+        self._trial_cap = trial_cap  # no new configuration once the study holds this many (`StudyLedger.counted`)
         self._storage_url = storage_url
         self._folder = folder  # the study folder: artifacts/ and the checkpoints of earlier Ray runs
         self._owned: dict[str, int] = {}  # Ray trial id -> Optuna trial number
@@ -114,39 +120,45 @@ class StudySearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # Ray's FINISHED is a str
         self.ledger.save_clock(every_s=CLOCK_SAVE_EVERY_S)  # Ray asks often: the study's clock stays current
-        for _ in range(MAX_REJECTED_IN_A_ROW):
-            gate = self._gate()
-            if gate is not Gate.START:  # FINISHED ends the run once its trials end; None: asked again later
-                return Searcher.FINISHED if gate is Gate.FINISHED else None
-            chosen = self._choose()
-            if chosen is None:
-                return None
-            record, values, sizes, train, resume_from = chosen
-            if not self._rejected(record, sizes):
-                break
-        else:
-            raise RunError(f"the sampler proposed {MAX_REJECTED_IN_A_ROW} configurations in a row outside size_budget "
-                           f"{self._config.size_budget.to_dict() if self._config.size_budget else {}}; widen the budget "
-                           "or narrow the search space")
+        chosen = self._next()
+        if isinstance(chosen, Gate):  # FINISHED ends the run once its trials end; otherwise asked again later
+            return Searcher.FINISHED if chosen is Gate.FINISHED else None
+        record, values, sizes, train, resume_from = chosen
         self.ledger.set_attr(record, RAY_ATTR, trial_id)
         self._owned[trial_id] = record.number
         return TrialConfig(
             optuna_trial=record.number, train=train.to_dict(), values=values, sizes=sizes, epochs=train.optim.epochs,
             cpus=self._config.cpu, memory_bytes=self._config.memory_bytes,
-            checkpoint_every_s=self._config.checkpoint_every_s,
+            checkpoint_every_s=0.0 if self._config.pruner.pauses else self._config.checkpoint_every_s,
             artifact_path=(Folder(self._folder) / ARTIFACTS_DIR).file_uri(artifact_name(record.number)),
             resume_from=resume_from,
         ).to_dict()
 
-    def _choose(self) -> tuple[TrialRecord, dict[str, Any], dict[str, float], TrainConfig, str | None] | None:
+    def _next(self) -> Chosen | Gate:
+        """An orphan to continue, a new draw, or, once sampling is over, a paused trial to take up again;
+        a `Gate` when there is nothing to start now."""
+        for _ in range(MAX_REJECTED_IN_A_ROW):
+            gate = self._gate()
+            if self.ledger.paused and self._take_orphan() is None and self._sampling_over(gate):
+                resumed = self._resume_paused()
+                if resumed is not None:
+                    return resumed
+            if gate is not Gate.START:
+                return self._nothing_to_start(gate)
+            chosen = self._choose()
+            if chosen is None:
+                return Gate.WAIT
+            if not self._rejected(chosen[0], chosen[2]):
+                return chosen
+        raise RunError(f"the sampler proposed {MAX_REJECTED_IN_A_ROW} configurations in a row outside size_budget "
+                       f"{self._config.size_budget.to_dict() if self._config.size_budget else {}}; widen the budget "
+                       "or narrow the search space")
+
+    def _choose(self) -> Chosen | None:
         """The next configuration: an orphan's, or a new draw with its sizes stored; None if it failed."""
         ledger, orphan = self.ledger, self._take_orphan()
         if orphan is not None and VALUES_ATTR in orphan.attrs:
-            values = orphan.attrs[VALUES_ATTR]
-            sizes = {k: orphan.attrs[k] for k in SIZE_ATTRS}
-            train = self._config.train_config(values)
-            orphan.epochs = train.optim.epochs
-            return orphan, values, sizes, train, latest_checkpoint(Folder(self._folder), orphan.number)
+            return self._continue(orphan)
         # a new trial, or one a dead driver had only begun to sample (its drawn values are kept)
         if orphan is None:
             trial = self.study.ask()
@@ -170,6 +182,51 @@ class StudySearcher(Searcher):
         failpoints.reach("searcher.after_attrs")
         return record, values, sizes, train, None
 
+    def _continue(self, record: TrialRecord) -> Chosen:
+        """A trial already sampled and trained for a while (an orphan, a paused trial): from its newest checkpoint."""
+        values = record.attrs[VALUES_ATTR]
+        sizes = {k: record.attrs[k] for k in SIZE_ATTRS}
+        train = self._config.train_config(values)
+        record.epochs = train.optim.epochs
+        return record, values, sizes, train, latest_checkpoint(Folder(self._folder), record.number)
+
+    # --- paused trials (`msup.search.pruning.pausing`) --------------------------------------
+
+    def _sampling_over(self, gate: Gate) -> bool:
+        """No new trial may start, or the compute budget has no room for a whole new one."""
+        if gate is not Gate.START:
+            return True
+        room, epochs = self.account.epochs_room(), self._config.planned_epochs({})
+        return room is not None and epochs is not None and room < epochs
+
+    def _resume_paused(self) -> Chosen | None:
+        """Judge the paused trials again; take up the best the budget has room for (None: none fits)."""
+        pruner = self._config.pruner.build()
+        assert isinstance(pruner, LedgerPruner)
+        verdict = review(self.ledger, pruner, self._config.pruner.name, self.account.epochs_of, self._owned.values())
+        for record, reason in verdict.ended:
+            self._end_paused(record, reason)
+        for record in verdict.ranked:
+            if self.account.fits(record):
+                self.ledger.set_attr(record, RESUMED_ATTR, paused_epoch(record))
+                failpoints.reach("searcher.after_resume")
+                return self._continue(record)
+        return None
+
+    def _nothing_to_start(self, gate: Gate) -> Gate:
+        """Paused trials the budget has no room for end once no other trial runs (its end might have made room)."""
+        if self.ledger.paused:
+            if self.ledger.unfinished:
+                return Gate.WAIT
+            for number in sorted(self.ledger.paused):
+                record = self.ledger.trials[number]
+                self._end_paused(record, no_room_reason(record))
+        return gate
+
+    def _end_paused(self, record: TrialRecord, reason: str) -> None:
+        self.ledger.set_attrs(record, {PRUNED_ATTR: paused_epoch(record), STOPPED_BY_ATTR: reason})
+        self._tell(record, TrialState.PRUNED, None)
+
     def _rejected(self, record: TrialRecord, sizes: Mapping[str, float]) -> bool:
         """Outside the size budget: told PRUNED with its constraint violated, so the sampler learns the bound."""
         budget = self._config.size_budget
@@ -191,8 +248,8 @@ class StudySearcher(Searcher):
         if number is None or error:  # a raised error is told FAIL, with its message, by `FailureRecorder`
             return
         record = self.ledger.get(number)
-        if record.state.is_finished():
-            return
+        if record.state.is_finished() or number in self.ledger.paused or record.attrs.get(RAY_ATTR) != trial_id:
+            return  # told already, set aside to resume later, or taken up since by another Ray trial
         measured = {key: result[key] for key in RESULT_KEYS
                     if result and isinstance(result.get(key), (int, float)) and math.isfinite(result[key])}
         set_user_attrs(self.study._storage, record.trial_id, measured)
@@ -233,7 +290,7 @@ class StudySearcher(Searcher):
         configurations may have used it) and the compute budget to allow it."""
         if self._take_orphan() is not None:
             return Gate.START
-        if self._trial_cap is not None and len(self.ledger.trials) >= self._trial_cap:
+        if self._trial_cap is not None and self.ledger.counted(self._config.counts_rejected) >= self._trial_cap:
             return Gate.FINISHED
         return self.account.gate()
 
@@ -244,11 +301,13 @@ class StudySearcher(Searcher):
 
 
 def latest_checkpoint(folder: Folder, number: int) -> str | None:
-    """The newest epoch checkpoint an earlier Ray run of the study saved for Optuna trial ``number``.
+    """The newest epoch checkpoint an earlier Ray trial of the study saved for Optuna trial ``number``.
 
-    A later run adopts a trial only after the earlier one ended, so the newest is the
-    highest checkpoint of the latest run that has one (a run's checkpoints count from 0).
-    Lists the runs' trial folders: done only for the few trials a dead driver left.
+    Newest by the epoch it holds (its `epoch_marker`), since a trial paused and taken up
+    again has checkpoints in two Ray trials of one run; checkpoints written before the
+    markers rank by run, then by their index within it (a run's checkpoints count from 0).
+    Lists the runs' trial folders: done only for the few trials a dead driver left, and
+    for each paused trial taken up again.
     """
     ray, trial_prefix, newest = folder / RAY_DIR, f"trial-{number:05d}-", None
     for run in ray.children():
@@ -257,10 +316,20 @@ def latest_checkpoint(folder: Folder, number: int) -> str | None:
         for trial in (name for name in (ray / run).children() if name.startswith(trial_prefix)):
             for checkpoint in (name for name in (ray / run / trial).children() if name.startswith("checkpoint_")):
                 found = ray / run / trial / checkpoint
-                key = (int(run[4:]), int(checkpoint.split("_")[-1]))
-                if (newest is None or key > newest[0]) and found.is_file(CHECKPOINT_FILE):
+                files = found.children()
+                if CHECKPOINT_FILE not in files:
+                    continue
+                epoch = max((int(name[len(EPOCH_MARKER):]) for name in files
+                             if name.startswith(EPOCH_MARKER) and name[len(EPOCH_MARKER):].isdigit()), default=-1)
+                key = (epoch, int(run[4:]), int(checkpoint.split("_")[-1]))
+                if newest is None or key > newest[0]:
                     newest = (key, found.file_uri(CHECKPOINT_FILE))
     return None if newest is None else newest[1]
+
+
+def epoch_marker(epoch: int) -> str:
+    """The empty file beside a checkpoint that names its epoch, so `latest_checkpoint` reads no checkpoint."""
+    return f"{EPOCH_MARKER}{epoch:05d}"
 
 
 def tell(ledger: StudyLedger, record: TrialRecord, state: TrialState, values: list[float] | None) -> None:

@@ -24,7 +24,7 @@ from msup.artifact import save_model
 from msup.config import TrainConfig
 from msup.errors import InputError, RunError, is_disk_full, last_line
 from msup.folder import split_file
-from msup.search.execution.searcher import CHECKPOINT_FILE, record_failure
+from msup.search.execution.searcher import CHECKPOINT_FILE, epoch_marker, record_failure
 from msup.search.execution.trial_config import TrialConfig
 from msup.search.state.keys import ERROR_ATTR
 from msup.search.state.ledger import driver_ledger
@@ -151,6 +151,7 @@ def _final_metrics(trainer: Trainer, artifact_path: str) -> dict[str, float]:
 def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
+        (Path(folder) / epoch_marker(trainer.epoch)).touch()
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

@@ -3,7 +3,8 @@
 Pruner settings in a study file: ``{name: median, n_startup_trials: 5,
 n_warmup_steps: 2}``; names: none, median, percentile, successive_halving,
 hyperband, wilcoxon, patient (``wrapped: {...}`` or a name, plus ``patience``),
-size_aware, mo_asha (`MoAshaPruner`). Steps are epochs, counted from 1: ``n_warmup_steps: 3`` judges a
+size_aware (``pause_within: 0.02`` pauses doubtful trials), mo_asha
+(`MoAshaPruner`). Steps are epochs, counted from 1: ``n_warmup_steps: 3`` judges a
 trial first after its third epoch (Optuna counts from 0, so there it would be
 the fourth step).
 
@@ -44,6 +45,11 @@ class LedgerPruner(abc.ABC):
     ) -> str | None:
         """Why ``record``'s trial stops after ``epoch`` (of ``epochs``), its accuracy then ``accuracy``; None: it goes on."""
 
+    def doubtful(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float) -> bool:
+        """Whether a stop `decide_from` just decided leaves the trial doubtful rather than hopeless: a study
+        that pauses (`msup.search.pruning.pausing`) sets it aside instead of ending it."""
+        return False
+
 
 class SizeAwarePruner(BasePruner, LedgerPruner):
     """Prune a trial whose (size, accuracy) at this epoch is no use to the front finished trials had then.
@@ -61,11 +67,15 @@ class SizeAwarePruner(BasePruner, LedgerPruner):
 
     Smaller trials are never judged against larger ones' accuracy alone, because
     a small trial with lower accuracy may still belong to the front.
+
+    With ``pause_within`` > 0, a stopped trial whose accuracy is no more than
+    that below the percentile bar is *doubtful*: the study pauses it, to resume
+    when sampling ends, instead of ending it (`msup.search.pruning.pausing`).
     """
 
     def __init__(
         self, percentile: float = 50.0, n_startup_trials: int = 5, n_warmup_steps: int = 1, min_peers: int = 3,
-        min_gain: float = 0.0,
+        min_gain: float = 0.0, pause_within: float = 0.0,
     ) -> None:
         if not 0.0 <= percentile <= 100.0:
             raise ValueError(f"percentile={percentile} must lie in [0, 100]")
@@ -73,6 +83,9 @@ class SizeAwarePruner(BasePruner, LedgerPruner):
             raise ValueError("n_startup_trials and n_warmup_steps must be >= 0, min_peers >= 1")
         if not 0.0 <= min_gain < math.inf:
             raise ValueError(f"min_gain={min_gain} must be a finite number >= 0")
+        if isinstance(pause_within, bool) or not isinstance(pause_within, (int, float)) or not 0.0 <= pause_within < 1.0:
+            raise ValueError(f"pause_within={pause_within!r} must be an accuracy in [0, 1)")
+        self.pause_within = float(pause_within)
         self._percentile = percentile
         self._n_startup_trials = n_startup_trials
         self._n_warmup_steps = n_warmup_steps
@@ -97,6 +110,13 @@ class SizeAwarePruner(BasePruner, LedgerPruner):
     ) -> str | None:
         assert record.size is not None
         return self.reason(epoch, record.size, accuracy, ledger.trained, ledger.by_epoch.get(epoch) or EpochIndex())
+
+    def doubtful(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float) -> bool:
+        if self.pause_within <= 0 or record.size is None:
+            return False
+        no_larger = (ledger.by_epoch.get(epoch) or EpochIndex()).peers(record.size)
+        return len(no_larger) >= self._min_peers and (
+            accuracy >= float(np.percentile(no_larger, self._percentile)) - self.pause_within)
 
     def decide(self, step: int, size: float, accuracy: float, completed: int, peers: EpochIndex) -> bool:
         """The rule, given the number of completed trials and their (size, accuracy) at ``step``."""
@@ -234,6 +254,11 @@ class PrunerSpec:
     @property
     def name(self) -> str:
         return str(self.raw.get("name"))
+
+    @property
+    def pauses(self) -> bool:
+        """Whether it sets doubtful trials aside instead of ending them (``pause_within``)."""
+        return bool(self.raw.get("pause_within"))
 
     def build(self) -> BasePruner | LedgerPruner | None:
         return _build_from(self.raw)

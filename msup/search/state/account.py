@@ -56,7 +56,7 @@ class BudgetAccount:
     def __init__(self, budget: ComputeBudget | None, ledger: StudyLedger, weight: float,
                  epochs_of: Callable[[TrialRecord], int]) -> None:
         self.budget = budget or ComputeBudget()
-        self.ledger, self.weight, self._epochs_of = ledger, weight, epochs_of
+        self.ledger, self.weight, self.epochs_of = ledger, weight, epochs_of
 
     def spent(self) -> Spend:
         return Spend(float(self.ledger.spent_epochs), self.ledger.spent_train_s * self.weight / 3600.0,
@@ -64,17 +64,38 @@ class BudgetAccount:
 
     def reserved(self) -> dict[str, float]:
         """What the running trials will still spend if none is stopped, per kind that reserves."""
-        epochs = hours = 0.0
-        mean_epoch_s = self.ledger.spent_train_s / self.ledger.spent_epochs if self.ledger.spent_epochs else 0.0
+        total = {TRIAL_EPOCHS: 0.0, TRIAL_HOURS: 0.0, HOURS: 0.0}
         for number in self.ledger.unfinished:  # the running trials: this driver's and orphans, never the whole study
             record = self.ledger.trials[number]
             if PRUNED_ATTR in record.attrs:
                 continue  # a pruner stopped it: nothing more to train
-            reached = max(record.curve, default=0)
-            left = max(0, self._epochs_of(record) - reached)
-            epochs += left
-            hours += left * (record.train_s / reached if reached else mean_epoch_s) * self.weight / 3600.0
-        return {TRIAL_EPOCHS: epochs, TRIAL_HOURS: hours, HOURS: 0.0}
+            for kind, amount in self._left(record).items():
+                total[kind] += amount
+        return total
+
+    def _left(self, record: TrialRecord) -> dict[str, float]:
+        """What ``record``'s trial still spends if it trains to its last epoch, per kind that reserves."""
+        reached = max(record.curve, default=0)
+        left = max(0, self.epochs_of(record) - reached)
+        mean_epoch_s = self.ledger.spent_train_s / self.ledger.spent_epochs if self.ledger.spent_epochs else 0.0
+        epoch_s = record.train_s / reached if reached else mean_epoch_s
+        return {TRIAL_EPOCHS: float(left), TRIAL_HOURS: left * epoch_s * self.weight / 3600.0, HOURS: 0.0}
+
+    def fits(self, record: TrialRecord) -> bool:
+        """Whether the rest of ``record``'s epochs fit the budget beside what the running trials reserve."""
+        limits = self.budget.limits()
+        if not limits:
+            return True
+        spent, reserved, need = self.spent().to_dict(), self.reserved(), self._left(record)
+        return all(spent[kind] < limit and spent[kind] + reserved[kind] + need[kind] <= limit
+                   for kind, limit in limits.items())
+
+    def epochs_room(self) -> float | None:
+        """Trial-epochs the budget has left beside the running trials' reservations; None without that limit."""
+        limit = self.budget.limits().get(TRIAL_EPOCHS)
+        if limit is None:
+            return None
+        return limit - self.spent().trial_epochs - self.reserved()[TRIAL_EPOCHS]
 
     def gate(self) -> Gate:
         """Whether a new trial may start now."""

@@ -30,12 +30,14 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from msup.analysis.table import REJECTED
+from msup.analysis.table import PAUSED, REJECTED
 from msup.search.state.keys import (
     CLOCK_ATTR,
     CURVE_PREFIX,
     LEGACY_CURVE_ATTR,
+    PAUSED_ATTR,
     REJECTED_ATTR,
+    RESUMED_ATTR,
     TRAIN_S_ATTR,
 )
 from msup.search.state.storage import set_user_attrs
@@ -51,8 +53,15 @@ def curve_of(attrs: Mapping[str, Any]) -> dict[int, float]:
 
 
 def outcome(state: TrialState, attrs: Mapping[str, Any]) -> str:
-    """A trial's outcome as msup reports it: its Optuna state's name, or REJECTED."""
-    return REJECTED if state == TrialState.PRUNED and REJECTED_ATTR in attrs else state.name
+    """A trial's outcome as msup reports it: its Optuna state's name, REJECTED or PAUSED."""
+    if state == TrialState.PRUNED and REJECTED_ATTR in attrs:
+        return REJECTED
+    return PAUSED if state == TrialState.RUNNING and is_paused(attrs) else state.name
+
+
+def is_paused(attrs: Mapping[str, Any]) -> bool:
+    """Set aside by a pruner and not yet taken up again (the storage keeps such a trial RUNNING)."""
+    return PAUSED_ATTR in attrs and RESUMED_ATTR not in attrs
 
 
 @dataclass
@@ -116,6 +125,8 @@ class StudyLedger:
         self.size_key = size_key
         self.trials: dict[int, TrialRecord] = {}
         self.unfinished: set[int] = set()  # numbers of the RUNNING trials: this driver's and orphans
+        self.paused: set[int] = set()  # numbers of the RUNNING trials a pruner set aside (`is_paused`)
+        self.rejected = 0  # configurations never trained, outside the size budget
         self.by_epoch: dict[int, EpochIndex] = {}
         self.reached: dict[int, dict[int, tuple[float, float]]] = {}  # epoch -> trial number -> (size, accuracy)
         self.trained = 0
@@ -137,6 +148,10 @@ class StudyLedger:
             self.study.set_user_attr(CLOCK_ATTR, self.clock_s())
             self._clock_saved = time.monotonic()
 
+    def counted(self, with_rejected: bool) -> int:
+        """Trials that count toward a study's trial budget: all, or all but the rejected configurations."""
+        return len(self.trials) - (0 if with_rejected else self.rejected)
+
     def get(self, number: int) -> TrialRecord:
         """The record of trial ``number``; one asked outside this driver is read from the storage once."""
         record = self.trials.get(number)
@@ -156,6 +171,13 @@ class StudyLedger:
         record.state = state
         if state.is_finished():
             self.unfinished.discard(record.number)
+            self.paused.discard(record.number)
+
+    def _file_running(self, record: TrialRecord) -> None:
+        """A RUNNING trial is either paused or unfinished (to continue: this driver's, or an orphan)."""
+        paused = is_paused(record.attrs)
+        (self.paused if paused else self.unfinished).add(record.number)
+        (self.unfinished if paused else self.paused).discard(record.number)
 
     def set_attr(self, record: TrialRecord, key: str, value: Any) -> None:
         """Store a user attribute of a main trial: in the storage first, then here."""
@@ -164,7 +186,10 @@ class StudyLedger:
     def set_attrs(self, record: TrialRecord, attrs: Mapping[str, Any]) -> None:
         """Store several user attributes of a main trial in one write: in the storage first, then here."""
         set_user_attrs(self.study._storage, record.trial_id, attrs)
+        self.rejected += REJECTED_ATTR in attrs and REJECTED_ATTR not in record.attrs
         record.attrs.update(attrs)
+        if {PAUSED_ATTR, RESUMED_ATTR} & attrs.keys() and not record.state.is_finished():
+            self._file_running(record)
         if {self.size_key, "size_entropy_mib"} & attrs.keys():
             record.size = self._size_from(record.attrs)
 
@@ -199,10 +224,11 @@ class StudyLedger:
         record = TrialRecord(trial.number, trial._trial_id, trial.state, attrs, curve_of(trial.user_attrs),
                              self._size_from(attrs), train_s=float(attrs.get(TRAIN_S_ATTR, 0.0)))
         self.trials[trial.number] = record
+        self.rejected += REJECTED_ATTR in attrs
         self.spent_epochs += max(record.curve, default=0)
         self.spent_train_s += record.train_s
         if trial.state == TrialState.RUNNING:  # a WAITING (enqueued) trial is not started: `ask` takes it
-            self.unfinished.add(trial.number)
+            self._file_running(record)
         for epoch, accuracy in record.curve.items():
             self._reach(record, epoch, accuracy)
         if trial.state == TrialState.COMPLETE:
@@ -249,6 +275,11 @@ def driver_ledger(storage_url: str, study: optuna.Study, size_key: str) -> Study
     if key not in _DRIVER_LEDGERS:
         _DRIVER_LEDGERS[key] = StudyLedger(study, size_key)
     return _DRIVER_LEDGERS[key]
+
+
+def held_ledger(storage_url: str, study_name: str) -> StudyLedger | None:
+    """The ledger this driver holds for the study, if it has built one (never a read of the storage)."""
+    return _DRIVER_LEDGERS.get((storage_url, study_name))
 
 
 def release_ledgers() -> None:

@@ -20,11 +20,12 @@ import optuna
 import pandas as pd
 
 from msup import failpoints
-from msup.analysis.table import REJECTED
+from msup.analysis.table import PAUSED, REJECTED
 from msup.folder import Folder
 from msup.search.state.keys import (
     ENQUEUED_ATTR,
     ERROR_ATTR,
+    PAUSED_BY_ATTR,
     PRUNED_ATTR,
     RAY_ATTR,
     REJECTED_ATTR,
@@ -94,6 +95,8 @@ def stopped_by(state: str, attrs: dict[str, Any]) -> str:
     """Who ended a trial before its last epoch, or kept it from training, and why; "" for one that trained out."""
     if STOPPED_BY_ATTR in attrs:
         return str(attrs[STOPPED_BY_ATTR])
+    if state == PAUSED:
+        return f"paused by {attrs.get(PAUSED_BY_ATTR, 'a pruner')}"
     if state == REJECTED:
         return "size_budget"
     if state == "FAIL":

@@ -29,9 +29,18 @@ from msup.search.pruning.rules import (
     front_gain,
     parse_pruner,
 )
-from msup.search.state.keys import PRUNED_ATTR, SHADOW_ATTR, SIZE_ATTR, STOPPED_BY_ATTR
-from msup.search.state.ledger import release_ledgers
+from msup.search.state.keys import (
+    PAUSED_ATTR,
+    PAUSED_BY_ATTR,
+    PRUNED_ATTR,
+    RESUMED_ATTR,
+    SHADOW_ATTR,
+    SIZE_ATTR,
+    STOPPED_BY_ATTR,
+)
+from msup.search.state.ledger import StudyLedger, release_ledgers
 from msup.search.state.storage import load_or_create, open_storage
+from msup.search.state.table import trials_table
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 EPOCHS = 6
@@ -428,3 +437,48 @@ def test_ray_study_prunes_divergent_trials(tmp_path: Path, ray_session: Any) -> 
     assert front and not front & pruned
     reported = pd.read_csv(outcome.paths["front_csv"])
     assert not set(reported["trial"]) & pruned and not math.isnan(reported["val_acc"].min())
+
+
+PAUSING = {"name": "size_aware", "n_startup_trials": 2, "n_warmup_steps": 1, "min_peers": 2, "pause_within": 0.1}
+
+
+def test_size_aware_pauses_the_doubtful_and_ends_the_hopeless(storage: Storage) -> None:
+    scheduler = storage.scheduler(PAUSING)
+    run_peers(storage, scheduler, [1.0, 2.0])  # their accuracy at epoch 1 is 0.5: the median bar
+    main = storage.main()
+    for number, size in enumerate([1.0, 2.0]):  # sized and told, as the searcher does: a restarted driver's peers
+        main._storage.set_trial_user_attr(main.trials[number]._trial_id, "size_entropy_mib", size)
+        main.tell(number, [GOOD[-1], size])
+    doubtful, hopeless = storage.new_trial(size=3.0), storage.new_trial(size=3.0)
+    assert feed(scheduler, doubtful, [0.45]) == [STOP]  # 0.05 below the bar
+    assert feed(scheduler, hopeless, WEAK) == [STOP]  # 0.3 below
+    paused = storage.main_trial(doubtful.config["optuna_trial"]).user_attrs
+    assert paused[PAUSED_ATTR] == 1 and PRUNED_ATTR not in paused
+    assert paused[PAUSED_BY_ATTR].startswith("pruner size_aware: accuracy 0.4500 at epoch 1 below the 50th percentile")
+    ended = storage.main_trial(hopeless.config["optuna_trial"]).user_attrs
+    assert ended[PRUNED_ATTR] == 1 and PAUSED_ATTR not in ended
+    number = doubtful.config["optuna_trial"]
+    ledger = StudyLedger(storage.main(), "size_entropy_mib")  # a new driver finds it paused, not orphaned
+    assert ledger.paused == {number} and number not in ledger.unfinished
+    assert trials_table(storage.main()).set_index("trial").loc[number, "state"] == "PAUSED"
+
+    release_ledgers()  # a restarted driver, whose Ray restored the paused trial: it trained one epoch more
+    scheduler = storage.scheduler(PAUSING)
+    assert scheduler.on_trial_result(None, doubtful, {"epoch": 2, "val_acc": 0.66}) == STOP
+    paused = storage.main_trial(number).user_attrs
+    assert paused[PAUSED_ATTR] == 2 and paused["curve.2"] == 0.66  # kept, and the pause moved to it
+
+    ledger = scheduler._open()  # taken up again, as the searcher marks it
+    ledger.set_attr(ledger.get(number), RESUMED_ATTR, 2)
+    assert number in ledger.unfinished and not ledger.paused
+    assert feed(scheduler, doubtful, [0.75], first_epoch=3) == [CONTINUE]  # doubtful again (bar 0.8): never paused twice
+    assert feed(scheduler, doubtful, [0.1], first_epoch=4) == [STOP]  # hopeless: ended
+    assert storage.main_trial(number).user_attrs[PRUNED_ATTR] == 4
+
+
+def test_only_size_aware_pauses() -> None:
+    errors: list[str] = []
+    parse_pruner({"name": "median", "pause_within": 0.1}, "pruner", errors)
+    assert len(errors) == 1 and "pause_within" in errors[0]
+    with pytest.raises(ValueError, match="pause_within"):
+        SizeAwarePruner(pause_within=1.5)
