@@ -34,8 +34,9 @@ every arm):
 - ``warm``: as ``compute``, for warm starts (`msup.search.sampling.warm_start`):
   ``warm`` and ``warm_size_aware`` are ``none`` and ``size_aware`` whose
   sampler is first shown the finished trials of an earlier study, the cold
-  ``none`` study of another seed (s + `EARLIER_SEED`); ``none`` and
-  ``size_aware`` are the cold starts they are measured against.
+  ``none`` study of another seed (s + `EARLIER_SEED`); ``warm_front`` is
+  ``warm`` that also trains the earlier study's front first (``front_first``);
+  ``none`` and ``size_aware`` are the cold starts they are measured against.
 
 Arms: the msup pruners in `ARMS`, plus two reference policies that stop trials
 from outside the pruner: ``floor1``/``floor2`` (train i epochs, go on only if
@@ -102,7 +103,8 @@ PRUNERS = ("none", "size_aware", "size_aware_gain", "mo_asha", "mo_asha_eps", "m
 # A trial the study's own pruner stops within this much accuracy of its bar is paused, not ended (set a priori).
 PAUSE_WITHIN = {"size_aware_pause": 0.02, "size_aware_pause_wide": 0.05}
 # Warm-started arms: the pruner arm they run, their sampler shown an earlier study's finished trials.
-WARM = {"warm": "none", "warm_size_aware": "size_aware"}
+WARM = {"warm": "none", "warm_size_aware": "size_aware", "warm_front": "none"}
+FRONT_FIRST = ("warm_front",)  # warm starts that train the earlier study's front first (`enqueue_front`)
 VIEWS = {"same": PRUNERS, "trials": PRUNERS, "compute": tuple(ARMS), "warm": ("none", "size_aware", *WARM)}
 EARLIER_SEED = 500_000  # the earlier study of seed s is the cold ``none`` study of seed s + EARLIER_SEED
 
@@ -317,7 +319,8 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
     from msup.search.config.budget import ComputeBudget
     from msup.search.pruning.rules import parse_pruner
     from msup.search.sampling.factory import build_sampler
-    from msup.search.sampling.warm_start import WarmStart
+    from msup.search.sampling.warm_start import WarmStart, front_configurations
+    from msup.search.state.enqueued import enqueue_once
     from msup.search.state.keys import RESUMED_ATTR
     from msup.search.state.ledger import release_ledgers
 
@@ -332,6 +335,8 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
     url = str(scratch / f"{config.name}.journal")  # a journal file on tmpfs where there is one
     warm = None if earlier is None else WarmStart(build_sampler(sampler, 0, config.size), earlier)
     controller = Controller(config, url, str(scratch), sampler=warm, trial_cap=budget.trials)
+    if arm in FRONT_FIRST and earlier is not None:  # what a launch does with warm_start's front_first
+        enqueue_once(controller.searcher.study, front_configurations(earlier))
     policy, epochs_per_trial = policy_of(arm), int(config.train["optim"]["epochs"])
     cpu, clock, spent = time.process_time(), 0.0, 0
     events: list[tuple[float, int, str]] = []

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from curve_bank import load_bank
 from replay import ROOT, BankAnswers, bank_half, out_of_fold, replayed_study
-from scipy.stats import trim_mean
+from scipy.stats import trim_mean, wilcoxon
 
 from msup.analysis.pareto import hypervolume, pareto_mask
 
@@ -167,6 +167,27 @@ def warm_gain(table: pd.DataFrame) -> str:
     return (f"Warm against cold start, paired over {len(ratio)} seeds: compute to the cold start's final hypervolume "
             f"{np.median(ratio):.2f}x lower (median; interquartile {np.quantile(ratio, 0.25):.2f}–"
             f"{np.quantile(ratio, 0.75):.2f}x), at least 1.5x lower on {np.mean(ratio >= 1.5):.0%} of the seeds.")
+
+
+def pause_gain(table: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
+    """Per seed, each pausing arm's final hypervolume (all of none's compute) against size_aware's, which kills;
+    and how many trials it paused and took up again."""
+    final = table.assign(final=_at(table["hv"], 1.0)).pivot(index="seed", columns="arm", values="final")
+    lines = []
+    for arm in (a for a in final.columns if a.startswith("size_aware_pause")):
+        diff = (final[arm] - final["size_aware"]).to_numpy()
+        p = wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
+        rows = frame[frame["arm"] == arm]
+        paused = rows[rows["state"] == "PAUSED"]
+        was_paused = pd.MultiIndex.from_frame(paused[["seed", "trial"]])
+        taken_up = rows[pd.MultiIndex.from_frame(rows[["seed", "trial"]]).isin(was_paused) & (rows["state"] != "PAUSED")]
+        lines.append(f"{arm} against size_aware, paired over {len(diff)} seeds: final hypervolume "
+                     f"{shown(diff, digits=2)} points of none's final (IQM, 95 % interval), lower on "
+                     f"{np.mean(diff < -1e-9):.0%} of the seeds and higher on {np.mean(diff > 1e-9):.0%}; Wilcoxon "
+                     f"signed-rank p = {p:.2g}. It paused {len(paused) / len(diff):.1f} trials per seed and took up "
+                     f"{len(taken_up) / len(diff):.1f} ({(taken_up['state'] == 'COMPLETE').sum() / len(diff):.1f} "
+                     "trained out).")
+    return lines
 
 
 def _fraction(value: float) -> str:
@@ -327,6 +348,8 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
                 lines.append("")
                 if view == "warm":
                     lines += [warm_gain(table), ""]
+                if {"size_aware", "size_aware_pause"} <= set(table["arm"]):
+                    lines += [*pause_gain(table, frame), ""]
                 if figures is not None:
                     _regret_figure(table, figures / f"replay-{config.name}-{view}-{clock}"
                                    f"{'-chance' if at_chance else ''}.png", config.name, what, reference)

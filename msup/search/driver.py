@@ -35,7 +35,7 @@ from msup.search.config.preflight import check_study
 from msup.search.config.study import StudyConfig
 from msup.search.execution.runner import restore_tuner, start_tuner
 from msup.search.sampling.factory import study_sampler
-from msup.search.sampling.warm_start import record_warm_start
+from msup.search.sampling.warm_start import record_warm_start, with_earlier_front
 from msup.search.state.account import Gate, budget_account
 from msup.search.state.driver_lock import hold_driver_lock
 from msup.search.state.enqueued import enqueue_once
@@ -85,6 +85,7 @@ def launch(config: StudyConfig, runs: str | Path | None = None, address: str | N
     storage_url = study_storage_url(folder, config.storage)
     if config.storage:  # a bad URL or path must fail before anything is written
         open_storage(storage_url)
+    config = with_earlier_front(config)  # the earlier study's front in the enqueue list, written with the study
     folder.make()
     with driver_lock(folder, storage_url):
         study = _open_study(config, storage_url)  # tables first: readers find the study by its study.yaml

@@ -44,7 +44,9 @@ Schema (paths are relative to the study file)::
                                       # left out are sampled; marked in trials.csv's enqueued column
     warm_start: digits-seed0          # optional: an earlier study on the same space (name, folder or URI);
                                       # its finished trials teach the sampler (tpe or gp) from the first
-                                      # ask, and stay out of this study's counts, budget and table
+                                      # ask, and stay out of this study's counts, budget and table; its
+                                      # front is trained first (added to enqueue at launch; to skip that:
+                                      # warm_start: {study: digits-seed0, front_first: false})
 
 Every problem in the file, the training config and the search space is
 reported at once with its key path. The keys are the models of
@@ -65,7 +67,7 @@ from msup.errors import InputError, first_line
 from msup.safe_yaml import parse_yaml
 from msup.search.config.budget import ComputeBudget
 from msup.search.config.space import SearchSpace, parse_space, train_overrides
-from msup.search.config.study_file import SizeBudget, StudyFile
+from msup.search.config.study_file import SizeBudget, StudyFile, WarmStartFile
 from msup.search.pruning.rules import PrunerSpec, parse_pruner
 from msup.validation import problem_lines
 
@@ -97,6 +99,7 @@ class StudyConfig:
     checkpoint_every_s: float = 0.0  # 0: a checkpoint after every epoch
     enqueue: tuple[dict[str, Any], ...] = ()  # configurations trained first, once (`state.enqueued`)
     warm_start: str | None = None  # an earlier study the sampler learns from (`sampling.warm_start`)
+    warm_front_first: bool = True  # and whose front is enqueued at launch
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +124,8 @@ class StudyConfig:
             **({"loggers": self.loggers} if self.loggers else {}),
             **({"checkpoint": {"every_s": self.checkpoint_every_s}} if self.checkpoint_every_s else {}),
             **({"enqueue": [dict(values) for values in self.enqueue]} if self.enqueue else {}),
-            **({"warm_start": self.warm_start} if self.warm_start is not None else {}),
+            **({"warm_start": self.warm_start if self.warm_front_first else
+                {"study": self.warm_start, "front_first": False}} if self.warm_start is not None else {}),
         }
 
     @property
@@ -240,7 +244,9 @@ def parse_study(
         size_budget=file.size_budget, storage=file.storage, ray_address=file.ray_address, runs_dir=file.runs_dir,
         loggers=file.loggers.to_dict() if file.loggers is not None else {},
         checkpoint_every_s=file.checkpoint.every_s if file.checkpoint is not None else 0.0,
-        description=file.description, enqueue=tuple(file.enqueue), warm_start=file.warm_start,
+        description=file.description, enqueue=tuple(file.enqueue),
+        warm_start=file.warm_start.study if isinstance(file.warm_start, WarmStartFile) else file.warm_start,
+        warm_front_first=not isinstance(file.warm_start, WarmStartFile) or file.warm_start.front_first,
     )
 
 

@@ -135,6 +135,14 @@ class Loggers(StrictModel):
                 if (options := getattr(self, name)) is not None}
 
 
+class WarmStartFile(StrictModel):
+    """``warm_start:`` as a mapping; a plain name means ``{study: NAME}``."""
+
+    study: str = Field(description="an earlier study on the same space: name, folder or s3:// URI")
+    front_first: bool = Field(True, description="train the earlier study's Pareto-front configurations first "
+                              "(added to this study's enqueue list at launch)")
+
+
 class StudyFile(StrictModel):
     """A study file's keys, as written (paths not yet resolved)."""
 
@@ -163,9 +171,10 @@ class StudyFile(StrictModel):
     enqueue: list[dict[str, Any]] = Field([], description="configurations trained first, once, in the search "
                                           "space's own parameters (e.g. coats, outer_density, coat_keep_2, lr); "
                                           "parameters left out are sampled")
-    warm_start: str | None = Field(None, description="an earlier study on the same space (name, folder or "
-                                   "s3:// URI) whose finished trials the sampler learns from; they stay out "
-                                   "of this study's counts and table")
+    warm_start: str | WarmStartFile | None = Field(None, description="an earlier study on the same space (name, "
+                                                   "folder or s3:// URI) whose finished trials the sampler learns "
+                                                   "from (they stay out of this study's counts and table), and "
+                                                   "whose front is trained first")
     loggers: Loggers | None = None
     ray_address: str | None = Field(None, description="null: a local Ray instance; 'auto' or ray://host:port")
 

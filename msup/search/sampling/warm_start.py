@@ -11,6 +11,11 @@ They are shown to the sampler only: they never enter the new study's storage,
 its trial counts, budget, front or ``trials.csv``, and a resumed driver reads
 them again from the earlier study (which must still exist).
 
+Unless ``warm_start: {study: OTHER, front_first: false}``, the configurations
+of the earlier study's Pareto front are also trained first: a launch appends
+them to the study's ``enqueue:`` list (`with_earlier_front`), so the new front
+starts where the earlier one ended instead of rebuilding it from samples.
+
 Only samplers that read trials by state can use them (TPE, GP): NSGA-II keeps
 its generations by trial number, and random sampling reads nothing, so both
 are refused, as is an earlier study with another space or other objectives.
@@ -18,8 +23,8 @@ are refused, as is an earlier study with another space or other objectives.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import asdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, replace
 from functools import cache
 
 import optuna
@@ -88,6 +93,30 @@ def earlier_trials(config: StudyConfig) -> list[FrozenTrial]:
 def _finished_trials(storage_url: str, name: str) -> tuple[FrozenTrial, ...]:
     """Read once per process: the pre-flight, the driver and its searcher all build the study's sampler."""
     return tuple(load_stored_study(storage_url, name).get_trials(deepcopy=False, states=_EVIDENCE))
+
+
+def front_configurations(earlier: Sequence[FrozenTrial]) -> list[dict[str, object]]:
+    """The sampled values of the earlier study's Pareto front (its COMPLETE trials no other dominates), smallest first."""
+    done = [t for t in earlier if t.state == TrialState.COMPLETE and t.values is not None]
+    front = [t for t in done if not any(o.values[0] >= t.values[0] and o.values[1] <= t.values[1]
+                                        and o.values != t.values for o in done)]
+    unique = {_key(t.params): t for t in sorted(front, key=lambda t: (t.values[1], -t.values[0]))}
+    return [dict(t.params) for t in unique.values()]
+
+
+def with_earlier_front(config: StudyConfig) -> StudyConfig:
+    """``config`` with the earlier study's front appended to its enqueue list (configurations listed already are
+    not repeated), where its warm start trains the front first. A launch writes the result into the study's own
+    file, so a resume enqueues the same list, however the earlier study has grown since."""
+    if config.warm_start is None or not config.warm_front_first:
+        return config
+    listed = {_key(values) for values in config.enqueue}
+    front = [values for values in front_configurations(earlier_trials(config)) if _key(values) not in listed]
+    return replace(config, enqueue=(*config.enqueue, *front))
+
+
+def _key(values: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
+    return tuple(sorted(values.items()))
 
 
 def space_difference(earlier: StudyConfig, config: StudyConfig) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from studykit import SPACE, load_trials, msup_env, run_msup, sqlite_url, write_study
 
-from msup.search.sampling.warm_start import WARM_START_ATTR, WarmStart
+from msup.search.sampling.warm_start import WARM_START_ATTR, WarmStart, front_configurations
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 X = optuna.distributions.FloatDistribution(0.0, 1.0)
@@ -56,6 +56,27 @@ def test_a_request_for_every_trial_gets_the_studys_own():
     assert [t.state.name for t in shown] == ["PRUNED"] * 3 + ["COMPLETE", "COMPLETE"]
 
 
+def test_the_earlier_front_comes_smallest_first_without_dominated_or_repeated_configurations() -> None:
+    def done(x: float, accuracy: float, size: float) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(params={"x": x}, distributions={"x": X}, values=[accuracy, size])
+
+    trials = [done(0.1, 0.9, 2.0), done(0.2, 0.8, 1.0), done(0.3, 0.7, 3.0), done(0.1, 0.9, 2.0),
+              optuna.trial.create_trial(params={"x": 0.4}, distributions={"x": X},
+                                        state=optuna.trial.TrialState.PRUNED)]
+    assert front_configurations(trials) == [{"x": 0.2}, {"x": 0.1}]
+
+
+def test_front_first_can_be_turned_off_and_is_written_back(tmp_path) -> None:
+    from msup.search.config.study import parse_study_text
+    from msup.search.sampling.warm_start import with_earlier_front
+
+    path = write_study(tmp_path, "later", warm_start={"study": "first", "front_first": False})
+    config = parse_study_text(path.read_text(), tmp_path, str(path))
+    assert (config.warm_start, config.warm_front_first) == ("first", False)
+    assert with_earlier_front(config) is config  # nothing read: the earlier study need not exist for this
+    assert config.to_dict()["warm_start"] == {"study": "first", "front_first": False}
+
+
 @pytest.mark.slow
 def test_warm_start_through_the_cli_with_a_resume_and_its_refusals(tmp_path):
     runs = tmp_path / "runs"
@@ -76,7 +97,13 @@ def test_warm_start_through_the_cli_with_a_resume_and_its_refusals(tmp_path):
     stored = optuna.load_study(study_name="second", storage=sqlite_url(runs / "second"))
     assert stored.user_attrs[WARM_START_ATTR] == {"study": "first", "finished_trials": 3}
     assert len((runs / "second" / "trials.csv").read_text().strip().splitlines()) == 1 + 3
-    assert yaml.safe_load((runs / "second" / "study.yaml").read_text())["warm_start"] == "first"
+    written = yaml.safe_load((runs / "second" / "study.yaml").read_text())
+    assert written["warm_start"] == "first"
+    # The earlier front, trained first: in the written study's enqueue list, so the resume enqueued it once.
+    front = front_configurations(load_trials(sqlite_url(runs / "first"), "first"))
+    assert written["enqueue"] == front and 1 <= len(front) <= 3
+    assert [t.params for t in trials[: len(front)]] == front
+    assert [t.user_attrs.get("enqueued") for t in trials] == [*range(len(front)), *[None] * (3 - len(front))]
 
     other_space = {"parameters": {**SPACE["parameters"], "lr": {"type": "float", "low": 0.01, "high": 0.3, "log": True}}}
     refusals = {
