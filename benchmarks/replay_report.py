@@ -159,35 +159,42 @@ def equal_compute(frame: pd.DataFrame, hv: Measure, at_chance: bool, bank_hv: fl
     return pd.DataFrame(rows)
 
 
-def warm_gain(table: pd.DataFrame) -> str:
-    """Per seed, the cold start's compute to its own final hypervolume over the warm start's: their median."""
+def warm_gain(table: pd.DataFrame) -> list[str]:
+    """Per seed, the cold start's compute to its own final hypervolume over each warm start's: their median."""
     runs = table.pivot(index="seed", columns="arm", values="to_1")
-    ratio = (runs["none"] / runs["warm"]).to_numpy()
-    ratio = np.where(np.isinf(runs["warm"].to_numpy()), 0.0, ratio)  # never reached: no gain
-    return (f"Warm against cold start, paired over {len(ratio)} seeds: compute to the cold start's final hypervolume "
-            f"{np.median(ratio):.2f}x lower (median; interquartile {np.quantile(ratio, 0.25):.2f}–"
-            f"{np.quantile(ratio, 0.75):.2f}x), at least 1.5x lower on {np.mean(ratio >= 1.5):.0%} of the seeds.")
+    lines = []
+    for arm in (a for a in runs.columns if a.startswith("warm")):
+        ratio = (runs["none"] / runs[arm]).to_numpy()
+        ratio = np.where(np.isinf(runs[arm].to_numpy()), 0.0, ratio)  # never reached: no gain
+        lines.append(f"{arm} against the cold start, paired over {len(ratio)} seeds: compute to the cold start's final "
+                     f"hypervolume {np.median(ratio):.2f}x lower (median; interquartile "
+                     f"{np.quantile(ratio, 0.25):.2f}–{np.quantile(ratio, 0.75):.2f}x), at least 1.5x lower on "
+                     f"{np.mean(ratio >= 1.5):.0%} of the seeds.")
+    return lines
 
 
 def pause_gain(table: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
-    """Per seed, each pausing arm's final hypervolume (all of none's compute) against size_aware's, which kills;
-    and how many trials it paused and took up again."""
+    """Per seed, each pausing arm's final hypervolume (all of none's compute) against size_aware's, which kills."""
     final = table.assign(final=_at(table["hv"], 1.0)).pivot(index="seed", columns="arm", values="final")
     lines = []
     for arm in (a for a in final.columns if a.startswith("size_aware_pause")):
         diff = (final[arm] - final["size_aware"]).to_numpy()
         p = wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
-        rows = frame[frame["arm"] == arm]
-        paused = rows[rows["state"] == "PAUSED"]
-        was_paused = pd.MultiIndex.from_frame(paused[["seed", "trial"]])
-        taken_up = rows[pd.MultiIndex.from_frame(rows[["seed", "trial"]]).isin(was_paused) & (rows["state"] != "PAUSED")]
         lines.append(f"{arm} against size_aware, paired over {len(diff)} seeds: final hypervolume "
                      f"{shown(diff, digits=2)} points of none's final (IQM, 95 % interval), lower on "
                      f"{np.mean(diff < -1e-9):.0%} of the seeds and higher on {np.mean(diff > 1e-9):.0%}; Wilcoxon "
-                     f"signed-rank p = {p:.2g}. It paused {len(paused) / len(diff):.1f} trials per seed and took up "
-                     f"{len(taken_up) / len(diff):.1f} ({(taken_up['state'] == 'COMPLETE').sum() / len(diff):.1f} "
-                     "trained out).")
+                     f"signed-rank p = {p:.2g}. {pauses(frame, arm)}")
     return lines
+
+
+def pauses(frame: pd.DataFrame, arm: str) -> str:
+    """How many trials a pausing arm paused per seed, and what became of them."""
+    rows = frame[frame["arm"] == arm]
+    seeds = rows["seed"].nunique()
+    paused = pd.MultiIndex.from_frame(rows.loc[rows["state"] == "PAUSED", ["seed", "trial"]])
+    later = rows[pd.MultiIndex.from_frame(rows[["seed", "trial"]]).isin(paused) & (rows["state"] != "PAUSED")]
+    return (f"It paused {len(paused) / seeds:.1f} trials per seed and took up {len(later) / seeds:.1f} again "
+            f"({(later['state'] == 'COMPLETE').sum() / seeds:.1f} trained out).")
 
 
 def _fraction(value: float) -> str:
@@ -320,7 +327,8 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
             for arm, rows in table.groupby("arm", sort=False):
                 cpu = f"{rows['cpu_s'].median():.1f}" if rows["cpu_s"].notna().any() else ""
                 lines.append(f"| {arm} | {shown(rows['epochs'])} | {shown(rows['hv'])} | {cpu} |")
-            lines.append("")
+            lines += ["", *(f"{arm}: {pauses(frame, arm)}" for arm in table["arm"].unique()
+                            if arm.startswith("size_aware_pause")), ""]
             if view == "trials" and real and not at_chance:
                 lines += [f"Sim-to-real: real studies ({', '.join(str(p) for p in real)}) against {len(frame['seed'].unique())} "
                           "replayed seeds of this view:", "", *sim_to_real(table, real_outcomes(real, hv)), ""]
@@ -347,7 +355,7 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
                     lines.append(f"| {arm} | {' | '.join(marks)} | {' | '.join(reach)} | {speed} |")
                 lines.append("")
                 if view == "warm":
-                    lines += [warm_gain(table), ""]
+                    lines += [*warm_gain(table), ""]
                 if {"size_aware", "size_aware_pause"} <= set(table["arm"]):
                     lines += [*pause_gain(table, frame), ""]
                 if figures is not None:

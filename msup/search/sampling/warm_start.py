@@ -96,11 +96,12 @@ def _finished_trials(storage_url: str, name: str) -> tuple[FrozenTrial, ...]:
 
 
 def front_configurations(earlier: Sequence[FrozenTrial]) -> list[dict[str, object]]:
-    """The sampled values of the earlier study's Pareto front (its COMPLETE trials no other dominates), smallest first."""
+    """The sampled values of the earlier study's Pareto front (its COMPLETE trials no other dominates), most accurate
+    first: the most accurate point adds the most hypervolume, so the new front grows fastest in that order."""
     done = [t for t in earlier if t.state == TrialState.COMPLETE and t.values is not None]
     front = [t for t in done if not any(o.values[0] >= t.values[0] and o.values[1] <= t.values[1]
                                         and o.values != t.values for o in done)]
-    unique = {_key(t.params): t for t in sorted(front, key=lambda t: (t.values[1], -t.values[0]))}
+    unique = {_key(t.params): t for t in sorted(front, key=lambda t: (-t.values[0], t.values[1]))}
     return [dict(t.params) for t in unique.values()]
 
 

@@ -56,14 +56,14 @@ def test_a_request_for_every_trial_gets_the_studys_own():
     assert [t.state.name for t in shown] == ["PRUNED"] * 3 + ["COMPLETE", "COMPLETE"]
 
 
-def test_the_earlier_front_comes_smallest_first_without_dominated_or_repeated_configurations() -> None:
+def test_the_earlier_front_comes_most_accurate_first_without_dominated_or_repeated_configurations() -> None:
     def done(x: float, accuracy: float, size: float) -> optuna.trial.FrozenTrial:
         return optuna.trial.create_trial(params={"x": x}, distributions={"x": X}, values=[accuracy, size])
 
     trials = [done(0.1, 0.9, 2.0), done(0.2, 0.8, 1.0), done(0.3, 0.7, 3.0), done(0.1, 0.9, 2.0),
               optuna.trial.create_trial(params={"x": 0.4}, distributions={"x": X},
                                         state=optuna.trial.TrialState.PRUNED)]
-    assert front_configurations(trials) == [{"x": 0.2}, {"x": 0.1}]
+    assert front_configurations(trials) == [{"x": 0.1}, {"x": 0.2}]
 
 
 def test_front_first_can_be_turned_off_and_is_written_back(tmp_path) -> None:
