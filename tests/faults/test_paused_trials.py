@@ -13,14 +13,14 @@ from msup.search.state.ledger import curve_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 SIGKILLED = -9
-BUDGET = 8
+BUDGET = 6
 # One trial at a time, so the same trials pause on every run; every trial the rule stops is paused.
 PAUSING = {"name": "size_aware", "n_startup_trials": 1, "n_warmup_steps": 1, "percentile": 100, "min_peers": 1,
            "pause_within": 0.5}
 
 
 def pausing_study(tmp_path: Path, name: str) -> Path:
-    return write_study(tmp_path, name, trials=BUDGET, epochs=4, max_concurrent=1, pruner=PAUSING)
+    return write_study(tmp_path, name, trials=BUDGET, epochs=3, max_concurrent=1, pruner=PAUSING)
 
 
 def reported_epochs(folder: Path, number: int) -> list[list[int]]:
@@ -52,7 +52,7 @@ def test_doubtful_trials_pause_and_resume_from_their_checkpoint_when_sampling_en
     runs, name = tmp_path / "runs", "pausing"
     launched = run_msup(["study", "launch", str(pausing_study(tmp_path, name))], msup_env(runs))
     assert launched.returncode == 0, launched.stderr[-3000:]
-    assert "PAUSED@1/4" in launched.stdout + launched.stderr  # the progress line says so
+    assert "PAUSED@1/3" in launched.stdout + launched.stderr  # the progress line says so
     accounting = assert_consistent(runs / name, name, BUDGET)
     assert assert_taken_up_from_their_checkpoints(runs / name, name) >= 1
     assert "PAUSED" not in set(accounting.table["state"])

@@ -135,7 +135,7 @@ def test_ledger_decisions_equal_the_first_rule_through_a_restart(tmp_path, perce
             trial.set_user_attr("size_entropy_mib", sizes[n])  # as the searcher stores it when it samples
             number = trial.number
             config = TrialConfig(optuna_trial=number, train={}, values={}, sizes={"size_entropy_mib": sizes[n]}, epochs=epochs)
-            ray_trials[n] = RayTrial(f"ray-{n}", config.to_dict())
+            ray_trials[n] = RayTrial(config.to_dict())
         decision = scheduler.on_trial_result(None, ray_trials[n], {"epoch": epoch, "val_acc": accuracy})
         second.append((n, epoch, decision == TrialScheduler.STOP))
         if decision == TrialScheduler.STOP:
