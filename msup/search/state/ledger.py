@@ -127,6 +127,7 @@ class StudyLedger:
         self.unfinished: set[int] = set()  # numbers of the RUNNING trials: this driver's and orphans
         self.paused: set[int] = set()  # numbers of the RUNNING trials a pruner set aside (`is_paused`)
         self.rejected = 0  # configurations never trained, outside the size budget
+        self.waiting: set[int] = set()  # numbers of WAITING (enqueued, not yet asked for) trials
         self.by_epoch: dict[int, EpochIndex] = {}
         self.reached: dict[int, dict[int, tuple[float, float]]] = {}  # epoch -> trial number -> (size, accuracy)
         self.trained = 0
@@ -149,8 +150,9 @@ class StudyLedger:
             self._clock_saved = time.monotonic()
 
     def counted(self, with_rejected: bool) -> int:
-        """Trials that count toward a study's trial budget: all, or all but the rejected configurations."""
-        return len(self.trials) - (0 if with_rejected else self.rejected)
+        """Trials that count toward a study's trial budget: all asked for, rejected configurations only if
+        ``with_rejected``; an enqueued trial counts once it is asked for."""
+        return len(self.trials) - len(self.waiting) - (0 if with_rejected else self.rejected)
 
     def get(self, number: int) -> TrialRecord:
         """The record of trial ``number``; one asked outside this driver is read from the storage once."""
@@ -164,6 +166,7 @@ class StudyLedger:
         """A trial this driver has just asked for."""
         record = self.trials[number] = TrialRecord(number, trial_id, TrialState.RUNNING)
         self.unfinished.add(number)
+        self.waiting.discard(number)  # an enqueued trial, now asked for
         return record
 
     def set_state(self, record: TrialRecord, state: TrialState) -> None:
@@ -227,8 +230,10 @@ class StudyLedger:
         self.rejected += REJECTED_ATTR in attrs
         self.spent_epochs += max(record.curve, default=0)
         self.spent_train_s += record.train_s
-        if trial.state == TrialState.RUNNING:  # a WAITING (enqueued) trial is not started: `ask` takes it
+        if trial.state == TrialState.RUNNING:
             self._file_running(record)
+        elif trial.state == TrialState.WAITING:  # enqueued, not started: `ask` takes it
+            self.waiting.add(trial.number)
         for epoch, accuracy in record.curve.items():
             self._reach(record, epoch, accuracy)
         if trial.state == TrialState.COMPLETE:

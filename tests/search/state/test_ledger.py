@@ -168,3 +168,18 @@ def test_a_rebuilt_ledger_holds_what_was_written(tmp_path, layout: str) -> None:
     assert ledger.trials[0].curve == {1: 0.5, 2: 0.7} and ledger.trials[1].curve == {1: 0.4}
     assert ledger.trained == 1 and ledger.unfinished == {1}
     assert list(ledger.by_epoch[2].peers(1.0)) == [0.7] and ledger.trials[1].size == 0.02
+
+
+def test_the_trial_budget_counts_enqueued_trials_once_asked_for_and_rejected_ones_only_if_told(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = load_or_create(open_storage(url), "counted", ["val_acc", "size_entropy_mib"], optuna.samplers.RandomSampler(seed=0))
+    for x in (0.1, 0.2, 0.3):
+        study.enqueue_trial({"x": x})
+    ledger = StudyLedger(study, "size_entropy_mib")
+    assert ledger.waiting == {0, 1, 2} and ledger.counted(with_rejected=True) == 0  # a longer list than the budget
+    asked = study.ask()
+    ledger.add_new(asked.number, asked._trial_id)
+    ledger.set_attr(ledger.trials[asked.number], "rejected", "size 0.02 MiB over the budget 0.01 MiB")
+    assert ledger.counted(with_rejected=True) == 1 and ledger.counted(with_rejected=False) == 0
+    rebuilt = StudyLedger(study, "size_entropy_mib")
+    assert rebuilt.waiting == {1, 2} and rebuilt.rejected == 1 and rebuilt.counted(with_rejected=True) == 1
