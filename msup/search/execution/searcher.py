@@ -202,8 +202,8 @@ class StudySearcher(Searcher):
     def _resume_paused(self) -> Chosen | None:
         """Judge the paused trials again; take up the best the budget has room for (None: none fits)."""
         pruner = self._config.pruner.build()
-        assert isinstance(pruner, LedgerPruner)
-        verdict = review(self.ledger, pruner, self._config.pruner.name, self.account.epochs_of, self._owned.values())
+        verdict = review(self.ledger, pruner if isinstance(pruner, LedgerPruner) else None, self._config.pruner.name,
+                         self.account.epochs_of, self._owned.values())
         for record, reason in verdict.ended:
             self._end_paused(record, reason)
         for record in verdict.ranked:

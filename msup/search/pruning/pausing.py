@@ -47,9 +47,11 @@ def paused_epoch(record: TrialRecord) -> int:
 
 
 def review(
-    ledger: StudyLedger, pruner: LedgerPruner, name: str, epochs_of: Callable[[TrialRecord], int], skip: Collection[int] = (),
+    ledger: StudyLedger, pruner: LedgerPruner | None, name: str, epochs_of: Callable[[TrialRecord], int],
+    skip: Collection[int] = (),
 ) -> Review:
-    """Judge every paused trial (but ``skip``) again at its paused epoch, from the ledger alone."""
+    """Judge every paused trial (but ``skip``) again at its paused epoch, from the ledger alone; with no pruner
+    that judges from the ledger (the study file's pruner was changed since), none ends."""
     ended: list[tuple[TrialRecord, str]] = []
     ranked: list[tuple[float, int, int, TrialRecord]] = []
     typical: dict[tuple[int, int], float] = {}
@@ -58,8 +60,8 @@ def review(
         epoch = paused_epoch(record)
         accuracy = record.curve.get(epoch, record.curve[max(record.curve)])
         epochs = epochs_of(record)
-        why = pruner.decide_from(ledger, record, epoch, accuracy, epochs)
-        if why is not None and not pruner.doubtful(ledger, record, epoch, accuracy):
+        why = None if pruner is None else pruner.decide_from(ledger, record, epoch, accuracy, epochs)
+        if pruner is not None and why is not None and not pruner.doubtful(ledger, record, epoch, accuracy):
             ended.append((record, f"pruner {name}: {why} (paused there, judged again when sampling ended)"))
             continue
         if (epoch, epochs) not in typical:

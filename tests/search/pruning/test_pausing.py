@@ -41,3 +41,5 @@ def test_paused_trials_hopeless_now_end_and_the_rest_resume_by_expected_gain_per
     assert "judged again when sampling ended" in verdict.ended[0][1]
     assert [record.number for record in verdict.ranked] == [5, 3]
     assert [record.number for record in review(ledger, pruner, "size_aware", lambda record: 3, skip={5}).ranked] == [3]
+    # The study file's pruner changed since (to one that cannot judge from the ledger): none ends, all resume.
+    assert [record.number for record in review(ledger, None, "median", lambda record: 3).ranked] == [5, 3, 4]
