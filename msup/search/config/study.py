@@ -19,9 +19,10 @@ Schema (paths are relative to the study file)::
                                       # the point it was stopped at; max_history: N shows it only the
                                       # N most recent completed or pruned trials, which bounds TPE's cost
                                       # per ask in a large study (msup.search.sampling.views)
-    pruner: {name: size_aware}        # see msup.search.pruning.rules; size_aware's pause_within: 0.02
-                                      # pauses a trial stopped that close to its bar (it resumes from its
-                                      # checkpoint when sampling ends: msup.search.pruning.pausing)
+    pruner: {name: size_aware}        # see msup.search.pruning.rules; pause_within: 0.02 (size_aware,
+                                      # mo_asha) pauses a trial stopped that close to being kept (it
+                                      # resumes from its checkpoint when sampling ends:
+                                      # msup.search.pruning.pausing)
     resources: {cpu: 1, gpu: 0}       # per trial; gpu may be fractional (0.25 = four trials per GPU);
                                       # memory_gib: host memory a trial may allocate beyond its worker
                                       # process's own (Ray schedules by it; a trial that needs more fails

@@ -3,10 +3,10 @@
 Pruner settings in a study file: ``{name: median, n_startup_trials: 5,
 n_warmup_steps: 2}``; names: none, median, percentile, successive_halving,
 hyperband, wilcoxon, patient (``wrapped: {...}`` or a name, plus ``patience``),
-size_aware (``pause_within: 0.02`` pauses doubtful trials), mo_asha
-(`MoAshaPruner`). Steps are epochs, counted from 1: ``n_warmup_steps: 3`` judges a
-trial first after its third epoch (Optuna counts from 0, so there it would be
-the fourth step).
+size_aware and mo_asha (`MoAshaPruner`); ``pause_within: 0.02`` makes either
+pause doubtful trials instead of ending them. Steps are epochs, counted from 1:
+``n_warmup_steps: 3`` judges a trial first after its third epoch (Optuna counts
+from 0, so there it would be the fourth step).
 
 - `SizeAwarePruner` judges a trial by what it would add to the Pareto front
   of the completed trials at the same epoch, so a small trial with lower
@@ -83,9 +83,7 @@ class SizeAwarePruner(BasePruner, LedgerPruner):
             raise ValueError("n_startup_trials and n_warmup_steps must be >= 0, min_peers >= 1")
         if not 0.0 <= min_gain < math.inf:
             raise ValueError(f"min_gain={min_gain} must be a finite number >= 0")
-        if isinstance(pause_within, bool) or not isinstance(pause_within, (int, float)) or not 0.0 <= pause_within < 1.0:
-            raise ValueError(f"pause_within={pause_within!r} must be an accuracy in [0, 1)")
-        self.pause_within = float(pause_within)
+        self.pause_within = _pause_margin(pause_within)
         self._percentile = percentile
         self._n_startup_trials = n_startup_trials
         self._n_warmup_steps = n_warmup_steps
@@ -144,12 +142,14 @@ class MoAshaPruner(LedgerPruner):
     acts from the first trial on. ``rungs`` (a list of epochs) replaces the
     geometric rungs, so how often trials are judged and how many go on can be
     set apart. ``min_accuracy`` is the accuracy below which a point is of no
-    use (e.g. chance level); ``tie_break`` orders a front.
+    use (e.g. chance level); ``tie_break`` orders a front. With ``pause_within``
+    > 0, a stopped trial that this much more accuracy would have kept at the
+    rung is *doubtful*: the study pauses it (`msup.search.pruning.pausing`).
     """
 
     def __init__(
         self, grace: int = 1, eta: float = 3.0, tie_break: str = "hypervolume", min_accuracy: float = 0.0,
-        rungs: Sequence[int] | None = None,
+        rungs: Sequence[int] | None = None, pause_within: float = 0.0,
     ) -> None:
         if isinstance(grace, bool) or not isinstance(grace, int) or grace < 1:
             raise ValueError(f"grace={grace!r} must be a whole number of epochs >= 1")
@@ -164,6 +164,7 @@ class MoAshaPruner(LedgerPruner):
             raise ValueError(f"rungs={rungs!r} must be a list of whole epochs >= 1")
         self.grace, self.eta, self.tie_break, self.min_accuracy = grace, float(eta), tie_break, float(min_accuracy)
         self.rungs = None if rungs is None else sorted(set(rungs))
+        self.pause_within = _pause_margin(pause_within)
 
     def rung_epochs(self, epochs: int) -> list[int]:
         if self.rungs is not None:
@@ -176,12 +177,30 @@ class MoAshaPruner(LedgerPruner):
         points = ledger.reached.get(epoch, {})
         if epoch not in self.rung_epochs(epochs) or record.number not in points:
             return None
-        dense = record.attrs.get("dense_mib")
-        largest = max(size for size, _ in points.values())
-        reference = (max(float(dense), largest) if dense else 10.0 * largest, self.min_accuracy)
-        if keeps_going(points, record.number, self.eta, self.tie_break, reference):
+        if keeps_going(points, record.number, self.eta, self.tie_break, self._reference(record, points)):
             return None
         return f"not in the best 1/{self.eta:g} of {len(points)} trials at the rung of epoch {epoch}"
+
+    def doubtful(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float) -> bool:
+        points = ledger.reached.get(epoch, {})
+        if self.pause_within <= 0 or record.number not in points:
+            return False
+        size, reached = points[record.number]
+        lifted = {**points, record.number: (size, reached + self.pause_within)}
+        return keeps_going(lifted, record.number, self.eta, self.tie_break, self._reference(record, points))
+
+    def _reference(self, record: TrialRecord, points: Mapping[int, tuple[float, float]]) -> tuple[float, float]:
+        """The hypervolume reference of a rung: the dense size (or 10x the largest point's), ``min_accuracy``."""
+        dense = record.attrs.get("dense_mib")
+        largest = max(size for size, _ in points.values())
+        return (max(float(dense), largest) if dense else 10.0 * largest, self.min_accuracy)
+
+
+def _pause_margin(value: Any) -> float:
+    """A pruner's ``pause_within``: the accuracy that separates a doubtful trial from a hopeless one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"pause_within={value!r} must be an accuracy in [0, 1)")
+    return float(value)
 
 
 def front_gain(accuracy: float, size: float, front: Sequence[tuple[float, float]]) -> float:

@@ -476,9 +476,23 @@ def test_size_aware_pauses_the_doubtful_and_ends_the_hopeless(storage: Storage) 
     assert storage.main_trial(number).user_attrs[PRUNED_ATTR] == 4
 
 
-def test_only_size_aware_pauses() -> None:
+def test_only_msups_own_rules_pause() -> None:
     errors: list[str] = []
     parse_pruner({"name": "median", "pause_within": 0.1}, "pruner", errors)
     assert len(errors) == 1 and "pause_within" in errors[0]
     with pytest.raises(ValueError, match="pause_within"):
         SizeAwarePruner(pause_within=1.5)
+
+
+def test_mo_asha_pauses_a_trial_a_little_more_accuracy_would_have_kept(storage: Storage) -> None:
+    scheduler = storage.scheduler({"name": "mo_asha", "grace": 1, "eta": 2, "pause_within": 0.1})
+    first, small = storage.new_trial(size=1.0), storage.new_trial(size=0.5)
+    assert feed(scheduler, first, [0.5]) == [CONTINUE] and feed(scheduler, small, [0.45]) == [CONTINUE]
+    doubtful, hopeless = storage.new_trial(size=2.0), storage.new_trial(size=2.0)
+    assert feed(scheduler, doubtful, [0.45]) == [STOP]  # at 0.55 it would lead the front: kept
+    assert feed(scheduler, hopeless, [0.1]) == [STOP]  # at 0.2 still beaten by every other trial
+    paused = storage.main_trial(doubtful.config["optuna_trial"]).user_attrs
+    assert paused[PAUSED_ATTR] == 1 and PRUNED_ATTR not in paused
+    assert paused[PAUSED_BY_ATTR] == "pruner mo_asha: not in the best 1/2 of 3 trials at the rung of epoch 1"
+    ended = storage.main_trial(hopeless.config["optuna_trial"]).user_attrs
+    assert ended[PRUNED_ATTR] == 1 and PAUSED_ATTR not in ended
