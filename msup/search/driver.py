@@ -196,10 +196,9 @@ def _run(
             return False
         log.info(f"msup: restored {restore.name} ({time.time() - start:.0f} s)")
         return interrupted
-    if config.pruner.pauses:  # a paused trial taken up again is a Ray trial of its own: the searcher counts trials
-        num_samples = -1
-    return start_tuner(config, folder, _next_run_label(folder), storage_url, address, num_samples,
-                       trial_cap=total if config.counts_rejected or config.pruner.pauses else None)
+    pausing = config.pruner.pauses  # a paused trial taken up again is a Ray trial of its own: the searcher counts
+    return start_tuner(config, folder, _next_run_label(folder), storage_url, address, -1 if pausing else num_samples,
+                       trial_cap=total if config.counts_rejected or pausing else None)
 
 
 def _finish(config: StudyConfig, folder: Folder, storage_url: str) -> StudyOutcome:

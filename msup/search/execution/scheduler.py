@@ -163,7 +163,7 @@ class PruningScheduler(FIFOScheduler):
         doubtful = False
         if isinstance(self._pruner, LedgerPruner):
             why = self._pruner.decide_from(ledger, record, epoch, accuracy, epochs)
-            doubtful = why is not None and self._pruner_spec.pauses and self._pruner.doubtful(ledger, record, epoch, accuracy)
+            doubtful = why is not None and self._pruner.doubtful(ledger, record, epoch, accuracy)  # False: no pause_within
             if doubtful and RESUMED_ATTR in record.attrs:
                 return None  # taken up again after a pause: only a hopeless verdict stops it now
         else:

@@ -58,7 +58,7 @@ def review(
     for number in sorted(ledger.paused.difference(skip)):
         record = ledger.trials[number]
         epoch = paused_epoch(record)
-        accuracy = record.curve.get(epoch, record.curve[max(record.curve)])
+        accuracy = record.curve[epoch]  # recorded before the pause was
         epochs = epochs_of(record)
         why = None if pruner is None else pruner.decide_from(ledger, record, epoch, accuracy, epochs)
         if pruner is not None and why is not None and not pruner.doubtful(ledger, record, epoch, accuracy):
