@@ -92,6 +92,7 @@ ARMS: dict[str, dict[str, Any] | None] = {
     "mo_asha_crowding": {**MO_ASHA, "tie_break": "crowding", "min_accuracy": 0.2},
     "moasha": {**MO_ASHA, "tie_break": "epsilon_net", "min_accuracy": 0.0},  # Syne Tune's MOASHA rule
     "asha": {"name": "successive_halving", "min_resource": 1, "reduction_factor": 3},  # accuracy alone
+    "front_chance": {"name": "front_chance"},  # its shipped defaults (`msup.search.pruning.front_chance`)
     "size_aware_pause": None,  # the study file's own pruner, pausing trials near its bar (`PAUSE_WITHIN`)
     "size_aware_pause_wide": None,
     "floor1": {"name": "none"},
@@ -99,7 +100,7 @@ ARMS: dict[str, dict[str, Any] | None] = {
     "oracle": {"name": "none"},
 }
 PRUNERS = ("none", "size_aware", "size_aware_gain", "mo_asha", "mo_asha_eps", "mo_asha_crowding", "moasha", "asha",
-           "size_aware_pause", "size_aware_pause_wide")
+           "front_chance", "size_aware_pause", "size_aware_pause_wide")
 # A trial the study's own pruner stops within this much accuracy of its bar is paused, not ended (set a priori).
 PAUSE_WITHIN = {"size_aware_pause": 0.02, "size_aware_pause_wide": 0.05}
 # Warm-started arms: the pruner arm they run, their sampler shown an earlier study's finished trials.
@@ -420,9 +421,11 @@ def _epoch_s(run: dict[str, Any], epoch: int) -> float:
 _ANSWERS: dict[tuple[str, str, str, str], BankAnswers] = {}  # one per worker process: a forest is fitted once
 
 
-def replay_seed(task: tuple[str, str, int, str, str, list[str], str]) -> pd.DataFrame:
+def replay_seed(task: tuple[str, str, int, str, str, list[str], str, dict[str, dict[str, Any]]]) -> pd.DataFrame:
     """Every arm of one view on one seed (``none`` first: it sets the compute the others get)."""
-    view, study_path, seed, bank_path, mode, arms, half = task
+    view, study_path, seed, bank_path, mode, arms, half, options = task
+    for arm, changed in options.items():  # settings under test (`--set`), in this worker process
+        ARMS[arm] = {**(ARMS[arm] or {}), **changed}
     import optuna
 
     from msup.search.config.preflight import load_study_config
@@ -486,14 +489,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--answer", default="forest", choices=ANSWERS,
                         help="nearest: the nearest bank run; forest: sampled values, curve from a forest on the bank plus "
                              "what it misses on alike configurations; forest_mean: the forest's curve alone")
+    parser.add_argument("--set", action="append", default=[], metavar="ARM=JSON",
+                        help='change an arm\'s pruner settings, e.g. front_chance=\'{"delta": 0.05}\' (to tune one)')
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, help="default benchmarks/replays/<study name>")
     args = parser.parse_args(argv)
     bank = args.bank or ROOT / "benchmarks" / "banks" / args.study.stem
     out = args.out or ROOT / "benchmarks" / "replays" / args.study.stem
     out.mkdir(parents=True, exist_ok=True)
+    options: dict[str, dict[str, Any]] = {}
+    for item in args.set:
+        arm, _, text = item.partition("=")
+        if arm not in ARMS or ARMS[arm] is None:
+            parser.error(f"--set {item}: {arm!r} is not an arm with pruner settings of its own")
+        options[arm] = {**options.get(arm, {}), **json.loads(text)}
     tasks = [(view, str(args.study.resolve()), seed, str(bank), args.answer,
-              [a for a in (args.arms or VIEWS[view]) if a in VIEWS[view]], args.half)
+              [a for a in (args.arms or VIEWS[view]) if a in VIEWS[view]], args.half, options)
              for seed in range(args.first_seed, args.first_seed + args.seeds) for view in args.views
              if not (out / f"{view}-{seed}.parquet").exists()]
     print(f"{len(tasks)} (view, seed) replays to run into {out}", flush=True)

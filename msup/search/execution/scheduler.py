@@ -31,7 +31,8 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from msup import failpoints
 from msup.search.config.budget import ComputeBudget
 from msup.search.execution.trial_config import TrialConfig
-from msup.search.pruning.rules import LedgerPruner, PrunerSpec
+from msup.search.pruning.base import LedgerPruner
+from msup.search.pruning.rules import PrunerSpec
 from msup.search.state.account import BudgetAccount
 from msup.search.state.keys import (
     PAUSED_ATTR,

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from msup.search.config.budget import BUDGET_STOP
-from msup.search.pruning.rules import LedgerPruner, front_gain
+from msup.search.pruning.base import LedgerPruner
+from msup.search.pruning.rules import front_gain
 from msup.search.state.keys import PAUSED_ATTR
 from msup.search.state.ledger import EpochIndex, StudyLedger, TrialRecord
 

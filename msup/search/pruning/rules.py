@@ -3,7 +3,8 @@
 Pruner settings in a study file: ``{name: median, n_startup_trials: 5,
 n_warmup_steps: 2}``; names: none, median, percentile, successive_halving,
 hyperband, wilcoxon, patient (``wrapped: {...}`` or a name, plus ``patience``),
-size_aware and mo_asha (`MoAshaPruner`); ``pause_within: 0.02`` makes either
+size_aware, mo_asha (`MoAshaPruner`) and front_chance
+(`msup.search.pruning.front_chance`); ``pause_within: 0.02`` makes size_aware or mo_asha
 pause doubtful trials instead of ending them. Steps are epochs, counted from 1:
 ``n_warmup_steps: 3`` judges a trial first after its third epoch (Optuna counts
 from 0, so there it would be the fourth step).
@@ -19,7 +20,6 @@ consults them from a Ray Tune scheduler.
 
 from __future__ import annotations
 
-import abc
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -31,24 +31,11 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from msup.search.pruning.base import LedgerPruner
+from msup.search.pruning.front_chance import FrontChancePruner
 from msup.search.pruning.rungs import TIE_BREAKS, keeps_going, rung_epochs
 from msup.search.state.keys import SIZE_ATTR
 from msup.search.state.ledger import EpochIndex, StudyLedger, TrialRecord
-
-
-class LedgerPruner(abc.ABC):
-    """A pruner that decides from the driver's in-memory ledger, never reading the study back."""
-
-    @abc.abstractmethod
-    def decide_from(
-        self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float, epochs: int,
-    ) -> str | None:
-        """Why ``record``'s trial stops after ``epoch`` (of ``epochs``), its accuracy then ``accuracy``; None: it goes on."""
-
-    def doubtful(self, ledger: StudyLedger, record: TrialRecord, epoch: int, accuracy: float) -> bool:
-        """Whether a stop `decide_from` just decided leaves the trial doubtful rather than hopeless: a study
-        that pauses (`msup.search.pruning.pausing`) sets it aside instead of ending it."""
-        return False
 
 
 class SizeAwarePruner(BasePruner, LedgerPruner):
@@ -241,6 +228,7 @@ def _build(name: str, options: dict[str, Any]) -> BasePruner | LedgerPruner | No
         "wilcoxon": optuna.pruners.WilcoxonPruner,
         "size_aware": SizeAwarePruner,
         "mo_asha": MoAshaPruner,
+        "front_chance": FrontChancePruner,
     }
     if name not in classes:
         raise ValueError(f"{name!r} is not one of {', '.join(PRUNERS)}")
@@ -251,6 +239,7 @@ def _build(name: str, options: dict[str, Any]) -> BasePruner | LedgerPruner | No
 
 PRUNERS = (
     "none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon", "patient", "size_aware", "mo_asha",
+    "front_chance",
 )
 
 

@@ -131,6 +131,7 @@ class StudyLedger:
         self.by_epoch: dict[int, EpochIndex] = {}
         self.reached: dict[int, dict[int, tuple[float, float]]] = {}  # epoch -> trial number -> (size, accuracy)
         self.trained = 0
+        self.trained_numbers: list[int] = []  # trials in the order they reported their final epoch (with a size)
         self.spent_epochs = 0  # the sum of every trial's highest reported epoch
         self.spent_train_s = 0.0  # the sum of every trial's training seconds through that epoch
         for trial in study.get_trials(deepcopy=False):  # the one read of the whole study
@@ -245,17 +246,24 @@ class StudyLedger:
         size = attrs.get(self.size_key, attrs.get("size_entropy_mib"))
         return None if size is None else float(size)
 
-    def _reach(self, record: TrialRecord, epoch: int, accuracy: float) -> None:
-        """Rungs rank by a size known before training (an artifact's bytes are not): the entropy size then."""
+    def size_before_training(self, record: TrialRecord) -> float | None:
+        """The size objective, where it is known when a trial is sampled; an artifact's bytes are known only
+        after training, so rules that compare running trials with trained ones use the entropy size instead."""
         size = record.attrs.get(self.size_key if self.size_key != "size_artifact_bytes" else "size_entropy_mib")
+        return None if size is None else float(size)
+
+    def _reach(self, record: TrialRecord, epoch: int, accuracy: float) -> None:
+        """Rungs rank by a size known before training (`size_before_training`)."""
+        size = self.size_before_training(record)
         if size is not None:
-            self.reached.setdefault(epoch, {})[record.number] = (float(size), accuracy)
+            self.reached.setdefault(epoch, {})[record.number] = (size, accuracy)
 
     def _index(self, record: TrialRecord) -> None:
         record.trained = True
         self.trained += 1
         if record.size is None:
             return
+        self.trained_numbers.append(record.number)
         for epoch, accuracy in record.curve.items():
             self.by_epoch.setdefault(epoch, EpochIndex()).add(record.size, accuracy)
 

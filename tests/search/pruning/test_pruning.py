@@ -22,6 +22,7 @@ from ray.tune.schedulers import TrialScheduler
 from msup.analysis.pareto import hypervolume
 from msup.search.execution.scheduler import PruningScheduler, shadow_study_name
 from msup.search.execution.trial_config import TrialConfig
+from msup.search.pruning.front_chance import FrontChancePruner
 from msup.search.pruning.rules import (
     PRUNERS,
     MoAshaPruner,
@@ -169,6 +170,8 @@ DOCUMENTED = [
     ({"name": "size_aware", "percentile": 60, "n_startup_trials": 2, "n_warmup_steps": 1, "min_peers": 2}, SizeAwarePruner),
     ({"name": "size_aware", "n_startup_trials": 3, "n_warmup_steps": 3, "min_gain": 0.004}, SizeAwarePruner),
     ({"name": "mo_asha", "grace": 2, "eta": 3, "tie_break": "crowding", "min_accuracy": 0.1}, MoAshaPruner),
+    ({"name": "front_chance", "delta": 0.2, "delta_at_end": 0.05, "min_gain": 0.005, "grace": 1, "patience": 2,
+      "running_quantile": None, "min_potential": 0.001, "min_accuracy": 0.1}, FrontChancePruner),
 ]
 
 
@@ -206,6 +209,12 @@ def test_patient_wraps_the_inner_pruner() -> None:
         ({"name": "size_aware", "min_peers": 0}, "min_peers >= 1"),
         ({"name": "size_aware", "percentile": 120}, "percentile=120 must lie in [0, 100]"),
         ({"name": "none", "n_warmup_steps": 1}, "none takes no options"),
+        ({"name": "front_chance", "delta": 1.5}, "delta=1.5 must be a number in [0, 1)"),
+        ({"name": "front_chance", "delta": 0.1, "delta_at_end": 0.2}, "delta_at_end=0.2 must lie in [0, delta]"),
+        ({"name": "front_chance", "patience": 0}, "patience=0 must be a whole number >= 1"),
+        ({"name": "front_chance", "running_quantile": 0.9}, "running_quantile=0.9 must lie in [0, 0.5]"),
+        ({"name": "front_chance", "neighbours": 0}, "neighbours=0"),
+        ({"name": "front_chance", "pause_within": 0.02}, "pause_within"),
         ({"name": "patient"}, "patience"),
         ({"name": "patient", "patience": 1, "wrapped": {"name": "bogus"}}, "'bogus' is not one of none, median"),
         ({"name": "patient", "patience": 1, "wrapped": [1]}, "a pruner is a name or a mapping with 'name'"),
@@ -393,6 +402,70 @@ def test_every_pruner_stops_a_weak_trial_through_the_shadow_study(storage: Stora
 
 
 # --- a real Ray Tune study ------------------------------------------------------------------
+
+
+FRONT_CHANCE = {"name": "front_chance", "n_startup_trials": 2, "grace": 2, "patience": 2, "delta": 0.1}
+
+
+def test_front_chance_stops_what_cannot_reach_the_front_and_keeps_a_smaller_trial(storage: Storage) -> None:
+    scheduler = storage.scheduler(FRONT_CHANCE)
+    run_peers(storage, scheduler, [1.0, 1.0])  # f(s) = 0.92 from size 1.0 on
+    small, large = storage.new_trial(size=0.5), storage.new_trial(size=2.0)
+    assert feed(scheduler, small, WEAK) == [CONTINUE] * EPOCHS  # smaller than every trained trial: on the front
+    assert feed(scheduler, large, WEAK) == [CONTINUE, CONTINUE, STOP]  # judged at epochs 2 and 3: patience 2
+    attrs = storage.main_trial(large.config["optuna_trial"]).user_attrs
+    assert attrs[PRUNED_ATTR] == 3
+    assert attrs[STOPPED_BY_ATTR] == (
+        "pruner front_chance: P(final > f(s) + eps) 0.00, 0.00 and expected gain 0.00%, 0.00% of the front's "
+        "hypervolume at epochs 2..3 (delta 0.1, min_gain 0; f(s) 0.9200, eps 0.005; 3 trained, 0 running counted)")
+
+
+def test_front_chance_keeps_a_trial_whose_forecast_may_still_beat_the_front(storage: Storage) -> None:
+    scheduler = storage.scheduler(FRONT_CHANCE)
+    run_peers(storage, scheduler, [1.0])  # f(2.0) = 0.92
+    slow = (0.3, 0.4, 0.6, 0.8, 0.95, 0.97)
+    assert feed(scheduler, storage.new_trial(size=3.0), slow) == [CONTINUE] * EPOCHS
+    late = storage.new_trial(size=2.0)  # far below f(s) at epoch 2, but as slow a starter as a trial that went on
+    assert feed(scheduler, late, (0.35, 0.45, 0.6, 0.8, 0.95, 0.97)) == [CONTINUE] * EPOCHS
+
+
+def test_front_chance_counts_running_trials_at_a_pessimistic_forecast(storage: Storage) -> None:
+    options = {**FRONT_CHANCE, "running_quantile": 0.2}
+    scheduler = storage.scheduler(options)
+    run_peers(storage, scheduler, [1.0, 1.0])
+    mediocre = (0.3, 0.4, 0.5, 0.55, 0.6, 0.62)
+    assert feed(scheduler, storage.new_trial(size=0.5), mediocre) == [CONTINUE] * EPOCHS  # nothing smaller runs
+    strong_small = storage.new_trial(size=0.2)
+    assert feed(scheduler, strong_small, GOOD[:3]) == [CONTINUE] * 3  # running, forecast to end near 0.92
+    assert feed(scheduler, storage.new_trial(size=0.4), mediocre) == [CONTINUE, CONTINUE, STOP]
+    reason = storage.main_trial(4).user_attrs[STOPPED_BY_ATTR]
+    assert "f(s) 0.9200" in reason and "1 running counted" in reason
+    scheduler = storage.scheduler({**options, "running_quantile": None})  # running trials not counted
+    assert feed(scheduler, storage.new_trial(size=0.4), mediocre) == [CONTINUE] * EPOCHS
+
+
+def test_front_chance_stops_by_expected_gain_by_potential_and_at_chance(storage: Storage) -> None:
+    scheduler = storage.scheduler({**FRONT_CHANCE, "delta": 0.0, "min_gain": 0.05})
+    run_peers(storage, scheduler, [1.0, 1.0])
+    # Just smaller than the trained trials and a little less accurate: on the front, but adds a sliver.
+    assert feed(scheduler, storage.new_trial(size=0.95), [a - 0.02 for a in GOOD]) == [CONTINUE, CONTINUE, STOP]
+    assert "expected gain 2.17%, 2.17% of the front's" in storage.main_trial(2).user_attrs[STOPPED_BY_ATTR]
+    assert feed(scheduler, storage.new_trial(size=0.1), [a - 0.02 for a in GOOD]) == [CONTINUE] * EPOCHS  # a decade
+
+    scheduler = storage.scheduler({**FRONT_CHANCE, "min_potential": 0.05})
+    assert feed(scheduler, storage.new_trial(size=9.9), GOOD) == [STOP]  # no room below the reference size: 10x 1.0
+    assert "could add at most 0.02% of the front's" in storage.main_trial(4).user_attrs[STOPPED_BY_ATTR]
+
+    scheduler = storage.scheduler({**FRONT_CHANCE, "min_accuracy": 0.12})
+    assert feed(scheduler, storage.new_trial(size=0.01), WEAK) == [CONTINUE, CONTINUE, STOP]
+    assert "at or below min_accuracy 0.12" in storage.main_trial(5).user_attrs[STOPPED_BY_ATTR]
+
+
+def test_front_chance_survives_pickling_and_forecasts_from_the_ledger_again(storage: Storage) -> None:
+    scheduler = storage.scheduler(FRONT_CHANCE)
+    run_peers(storage, scheduler, [1.0, 1.0])
+    scheduler = pickle.loads(pickle.dumps(scheduler))  # as Ray stores and restores it
+    assert feed(scheduler, storage.new_trial(size=2.0), WEAK) == [CONTINUE, CONTINUE, STOP]
 
 
 @pytest.mark.slow

@@ -119,13 +119,25 @@ def test_ledger_decisions_equal_the_first_rule_through_a_restart(tmp_path, perce
 
     # The ledger-backed scheduler, on a real storage, with a new driver (nothing in memory) halfway.
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    second, stopped = through_scheduler(url, options, events, sizes, epochs, restart_at=len(events) // 2)
+
+    assert second == first
+    assert 5 < len(stopped) < trials - 5  # the replay exercises both outcomes
+    ledger = StudyLedger(optuna.load_study(study_name="replay", storage=url), "size_entropy_mib")
+    assert ledger.trained == trials - len(stopped) and not ledger.unfinished
+
+
+def through_scheduler(url: str, options: dict[str, Any], events: list[tuple[int, int, float]], sizes: dict[int, float],
+                      epochs: int, restart_at: int | None) -> tuple[list[tuple[int, int, bool]], set[int]]:
+    """Every (trial, epoch, stopped?) decision of the ledger-backed scheduler, on a real storage, with a new driver
+    (nothing in memory) at event ``restart_at``; and the trials it stopped."""
     main = load_or_create(open_storage(url), "replay", ["val_acc", "size_entropy_mib"], optuna.samplers.RandomSampler(seed=0))
     spec = parse_pruner(options, "pruner", [])
     scheduler = PruningScheduler(url, "replay", spec, "val_acc", "size_entropy_mib")
     ray_trials: dict[int, RayTrial] = {}
-    stopped, second = set(), []
+    stopped, decisions = set(), []
     for i, (n, epoch, accuracy) in enumerate(events):
-        if i == len(events) // 2:
+        if i == restart_at:
             release_ledgers()
             scheduler = PruningScheduler(url, "replay", spec, "val_acc", "size_entropy_mib")
         if n in stopped:
@@ -137,18 +149,29 @@ def test_ledger_decisions_equal_the_first_rule_through_a_restart(tmp_path, perce
             config = TrialConfig(optuna_trial=number, train={}, values={}, sizes={"size_entropy_mib": sizes[n]}, epochs=epochs)
             ray_trials[n] = RayTrial(config.to_dict())
         decision = scheduler.on_trial_result(None, ray_trials[n], {"epoch": epoch, "val_acc": accuracy})
-        second.append((n, epoch, decision == TrialScheduler.STOP))
+        decisions.append((n, epoch, decision == TrialScheduler.STOP))
         if decision == TrialScheduler.STOP:
             stopped.add(n)
             main.tell(ray_trials[n].config["optuna_trial"], state=optuna.trial.TrialState.PRUNED)
         elif epoch == epochs:
             main.tell(ray_trials[n].config["optuna_trial"], [accuracy, sizes[n]])
     release_ledgers()
+    return decisions, stopped
 
-    assert second == first
+
+def test_front_chance_decides_the_same_through_a_restart(tmp_path) -> None:
+    """The forecast is rebuilt from the storage: a restarted driver stops exactly the trials the first one would."""
+    options = {"name": "front_chance", "delta": 0.2, "n_startup_trials": 5, "running_quantile": 0.2}
+    trials, epochs = 60, 6
+    rng = random.Random(4)
+    sizes = {n: 10 ** rng.uniform(-3, -1) for n in range(trials)}
+    events = synthetic_events(trials, epochs, concurrency=4, seed=4)
+    straight, stopped = through_scheduler(f"sqlite:///{tmp_path / 'a.db'}", options, events, sizes, epochs, None)
+    for restart_at in (len(events) // 3, 2 * len(events) // 3):
+        restarted, _ = through_scheduler(f"sqlite:///{tmp_path / f'b{restart_at}.db'}", options, events, sizes, epochs,
+                                         restart_at)
+        assert restarted == straight
     assert 5 < len(stopped) < trials - 5  # the replay exercises both outcomes
-    ledger = StudyLedger(optuna.load_study(study_name="replay", storage=url), "size_entropy_mib")
-    assert ledger.trained == trials - len(stopped) and not ledger.unfinished
 
 
 @pytest.mark.parametrize("layout", ["per-epoch keys", "one dict (older studies)"])
