@@ -10,6 +10,10 @@ measures one simple predictor against two baselines, on held-out configurations:
   last; alike by accuracy now, recent gain (two epochs), rank among the
   task's curves at that epoch, and log density (size / dense size). Its
   quantiles are those gains' quantiles.
+- ``msup forecast``: what the ``front_chance`` pruner ships
+  (`msup.search.pruning.forecast`): the 20 trained trials most alike at the
+  same epoch (accuracy, two-epoch gain, log size), its quantiles those of their
+  draws.
 - ``last value``: the final accuracy is the accuracy now (every quantile).
 - ``marginal``: the quantiles of the final accuracies of the task's own
   other configurations, whatever the curve (a study's completed trials).
@@ -38,6 +42,8 @@ import pandas as pd
 from curve_bank import BANKS, load_bank
 from replay import bank_half
 
+from msup.search.pruning.forecast import FinalForecast
+
 QUANTILES = np.round(np.arange(0.05, 0.96, 0.05), 2)
 TASKS = {"digits": "digits", "mnist5k": "mnist5k-conv"}
 FEATURES = ("accuracy", "gain", "rank", "log_density")
@@ -53,7 +59,9 @@ def rows(bank: pd.DataFrame) -> pd.DataFrame:
     for run in runs.itertuples():
         curve = np.asarray(run.val_acc, float)
         for e in range(1, epochs):
-            out.append({"config": run.config, "epoch": e, "share": e / epochs, "accuracy": curve[e - 1],
+            out.append({"config": run.config, "epoch": e, "epochs": epochs, "share": e / epochs,
+                        "curve": {k + 1: float(a) for k, a in enumerate(curve[:e])}, "size": run.size_entropy_mib,
+                        "accuracy": curve[e - 1],
                         "gain": curve[e - 1] - curve[max(0, e - 3)], "final": curve[-1],
                         "log_density": np.log10(run.size_entropy_mib / run.dense_mib)})
     frame = pd.DataFrame(out)
@@ -77,6 +85,16 @@ def knn_quantiles(prior: pd.DataFrame, query: pd.DataFrame, k: int) -> np.ndarra
         nearest = gains[np.argsort(distance)[:k]]
         out[i] = row.accuracy + np.quantile(nearest, QUANTILES)
     return out
+
+
+def forecast_quantiles(prior: pd.DataFrame, query: pd.DataFrame) -> np.ndarray:
+    """Per query row: the quantiles of the shipped forecast's draws, its trained trials the prior's configurations."""
+    forecast = FinalForecast()
+    for config, rows_of in prior.groupby("config"):
+        last = rows_of.iloc[-1]
+        forecast.add(int(config), {**last["curve"], int(last["epochs"]): float(last["final"])}, float(last["size"]))
+    return np.stack([np.quantile(forecast.draws(row.curve, row.epoch, row.size, row.epochs), QUANTILES)
+                     for row in query.itertuples()])
 
 
 def pinball(predicted: np.ndarray, final: np.ndarray) -> float:
@@ -109,6 +127,7 @@ def report(k: int) -> str:
             ("other task", "knn"): knn_quantiles(other, held, k),
             (f"{OWN_TRIALS} own trials", "knn"): knn_quantiles(early, held, k),
             (f"other task + {OWN_TRIALS} own", "knn"): knn_quantiles(pd.concat([other, early]), held, k),
+            (f"{OWN_TRIALS} own trials", "msup forecast"): forecast_quantiles(early, held),
             ("none", "last value"): np.repeat(held["accuracy"].to_numpy()[:, None], len(QUANTILES), axis=1),
             ("same task", "marginal"): np.tile(np.quantile(finals, QUANTILES), (len(held), 1)),
         }

@@ -45,6 +45,7 @@ from optuna.samplers import BaseSampler
 
 from msup.search.config.preflight import load_study_config
 from msup.search.config.study import StudyConfig
+from msup.search.pruning.rules import parse_pruner
 from msup.search.sampling.factory import build_sampler, study_sampler
 from msup.search.state.ledger import release_ledgers
 from msup.search.state.storage import load_or_create, open_storage
@@ -132,9 +133,10 @@ class Window:
 
 
 
-def study_of(trials: int, name: str) -> StudyConfig:
+def study_of(trials: int, name: str, pruner: dict[str, Any] | None = None) -> StudyConfig:
     """The digits study with ``trials`` trials and no compute budget: the trial count is what is measured."""
-    return dataclass_replace(load_study_config(STUDY, name=name, trials=trials), budget=None)
+    config = dataclass_replace(load_study_config(STUDY, name=name, trials=trials), budget=None)
+    return config if pruner is None else dataclass_replace(config, pruner=parse_pruner(pruner, "--pruner", []))
 
 def curve(rng: random.Random, epochs: int) -> list[float]:
     top, speed = rng.uniform(0.2, 0.98), rng.uniform(0.5, 4.0)
@@ -142,8 +144,8 @@ def curve(rng: random.Random, epochs: int) -> list[float]:
 
 
 def run(sampler_name: str, trials: int, epochs: int, storage_url: str | None, seed: int,
-        max_history: int | None = None) -> list[dict[str, Any]]:
-    config = study_of(trials, f"scale-{sampler_name}-{seed}-{int(time.time())}")
+        max_history: int | None = None, pruner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    config = study_of(trials, f"scale-{sampler_name}-{seed}-{int(time.time())}", pruner)
     with tempfile.TemporaryDirectory() as folder:
         url = storage_url or f"sqlite:///{Path(folder) / 'optuna.db'}"
         spec = config.sampler if sampler_name == config.sampler["name"] else {"name": sampler_name}
@@ -255,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--storage", help="an Optuna database URL (default: a fresh SQLite file)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-history", type=int, help="the sampler sees this many recent trials (sampler.max_history)")
+    parser.add_argument("--pruner", type=json.loads, help="the study's pruner instead, as JSON: '{\"name\": \"front_chance\"}'")
     parser.add_argument("--out", type=Path, help="append the rows as JSON lines")
     parser.add_argument("--ray", action="store_true", help="a real Ray Tune run of synthetic trials instead")
     parser.add_argument("--epoch-s", type=float, default=0.1, help="--ray: seconds each synthetic epoch sleeps")
@@ -269,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out.write(json.dumps({"ray": True, "sampler": args.sampler, **row}) + "\n")
         return 0
     start = time.perf_counter()
-    rows = run(args.sampler, args.trials, args.epochs, args.storage, args.seed, args.max_history)
+    rows = run(args.sampler, args.trials, args.epochs, args.storage, args.seed, args.max_history, args.pruner)
     backend = "postgresql" if args.storage and args.storage.startswith("postgres") else "sqlite"
     history = "" if args.max_history is None else f" (max_history {args.max_history})"
     print(f"{args.sampler}{history} on {backend}, {args.trials} trials x {args.epochs} epochs, "

@@ -44,8 +44,8 @@ class FrontChancePruner(LedgerPruner):
     expected to add, is too small."""
 
     def __init__(
-        self, delta: float = 0.1, delta_at_end: float | None = None, epsilon: float = DEFAULT_EPSILON,
-        min_gain: float = 0.0, grace: int = 2, patience: int = 2, n_startup_trials: int = 5, neighbours: int = 20,
+        self, delta: float = 0.3, delta_at_end: float | None = None, epsilon: float = DEFAULT_EPSILON,
+        min_gain: float = 0.005, grace: int = 2, patience: int = 2, n_startup_trials: int = 5, neighbours: int = 20,
         running_quantile: float | None = 0.2, min_potential: float = 0.0, min_accuracy: float = 0.0,
     ) -> None:
         for name, value in (("delta", delta), ("epsilon", epsilon), ("min_gain", min_gain),

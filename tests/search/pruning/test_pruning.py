@@ -404,7 +404,7 @@ def test_every_pruner_stops_a_weak_trial_through_the_shadow_study(storage: Stora
 # --- a real Ray Tune study ------------------------------------------------------------------
 
 
-FRONT_CHANCE = {"name": "front_chance", "n_startup_trials": 2, "grace": 2, "patience": 2, "delta": 0.1}
+FRONT_CHANCE = {"name": "front_chance", "n_startup_trials": 2, "grace": 2, "patience": 2, "delta": 0.1, "min_gain": 0.0}
 
 
 def test_front_chance_stops_what_cannot_reach_the_front_and_keeps_a_smaller_trial(storage: Storage) -> None:
