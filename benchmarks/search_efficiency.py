@@ -17,6 +17,8 @@ settings, same seeds):
 - ``mo_asha_fb_crowding`` and ``mo_asha_fb_epsilon``: the other two tie-breaks,
   with feedback;
 - ``size_aware_fb``: ``size_aware`` with the same feedback;
+- ``front_chance``: msup's forecasting rule at its defaults
+  (`msup.search.pruning.front_chance`);
 - ``size_aware_recent``: ``size_aware`` with the sampler shown only the
   ``RECENT_HISTORY`` most recent trials (``sampler.max_history``, the knob that
   bounds TPE's cost in a large study), so what forgetting costs is measured.
@@ -73,7 +75,7 @@ from msup.train import train
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = (
     "none", "asha", "median", "size_aware", "mo_asha", "mo_asha_fb", "mo_asha_fb_crowding", "mo_asha_fb_epsilon",
-    "size_aware_fb", "size_aware_recent",
+    "size_aware_fb", "size_aware_recent", "front_chance",
 )
 RECENT_HISTORY = 15
 MO_ASHA = {"name": "mo_asha", "grace": 1, "eta": 3, "tie_break": "hypervolume", "min_accuracy": 0.2}
@@ -118,6 +120,7 @@ def arm_config(
         "mo_asha_fb": mo_asha,
         "mo_asha_fb_crowding": {**mo_asha, "tie_break": "crowding"},
         "mo_asha_fb_epsilon": {**mo_asha, "tie_break": "epsilon_net"},
+        "front_chance": {"name": "front_chance"},
     }
     errors: list[str] = []
     pruner: PrunerSpec = parse_pruner(pruners[arm], "pruner", errors)

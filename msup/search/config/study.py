@@ -19,7 +19,8 @@ Schema (paths are relative to the study file)::
                                       # the point it was stopped at; max_history: N shows it only the
                                       # N most recent completed or pruned trials, which bounds TPE's cost
                                       # per ask in a large study (msup.search.sampling.views)
-    pruner: {name: size_aware}        # see msup.search.pruning.rules; pause_within: 0.02 (size_aware,
+    pruner: {name: size_aware}        # size_aware | mo_asha | front_chance | Optuna's own: see
+                                      # msup.search.pruning.rules; pause_within: 0.02 (size_aware,
                                       # mo_asha) pauses a trial stopped that close to being kept (it
                                       # resumes from its checkpoint when sampling ends:
                                       # msup.search.pruning.pausing)

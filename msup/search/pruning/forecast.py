@@ -126,6 +126,13 @@ class Staircase:
         edges = np.log10(np.r_[self.sizes, self.reference_size])
         return float(np.sum(self.best * np.diff(edges)))
 
+    def contributions(self) -> np.ndarray:
+        """The hypervolume each point of the front holds alone among the front's points: what losing it would cost."""
+        if not self.sizes.size:
+            return np.empty(0)
+        widths = np.diff(np.log10(np.r_[self.sizes, self.reference_size]))
+        return np.diff(np.r_[0.0, self.best]) * widths
+
     def gains(self, accuracies: np.ndarray, size: float) -> np.ndarray:
         """The hypervolume each accuracy would add at ``size`` (0 at or beyond the reference size)."""
         if not 0 < size < self.reference_size:

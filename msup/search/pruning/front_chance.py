@@ -9,7 +9,10 @@ when A > f(s). The rule forecasts A from the curve so far
     P(A > f(s) + epsilon) < delta
 
 or when the hypervolume it is expected to add (the mean over the forecast's
-draws, each lowered by epsilon) is under ``min_gain`` of the front's, at
+draws, each lowered by epsilon) is under ``min_gain`` times what a typical
+point of the front holds alone (the median of their exclusive
+contributions), scaled by the share of its epochs still to train (what
+going on costs), at
 ``patience`` checks in a row (this epoch's and the ones before, each judged on
 the curve up to its epoch). ``epsilon`` is the accuracy two seeds of one
 configuration differ by, so a trial is not kept for a tie within noise. The
@@ -45,13 +48,15 @@ class FrontChancePruner(LedgerPruner):
 
     def __init__(
         self, delta: float = 0.3, delta_at_end: float | None = None, epsilon: float = DEFAULT_EPSILON,
-        min_gain: float = 0.005, grace: int = 2, patience: int = 2, n_startup_trials: int = 5, neighbours: int = 20,
+        min_gain: float = 0.5, grace: int = 2, patience: int = 2, n_startup_trials: int = 5, neighbours: int = 20,
         running_quantile: float | None = 0.2, min_potential: float = 0.0, min_accuracy: float = 0.0,
     ) -> None:
-        for name, value in (("delta", delta), ("epsilon", epsilon), ("min_gain", min_gain),
-                            ("min_potential", min_potential), ("min_accuracy", min_accuracy)):
+        for name, value in (("delta", delta), ("epsilon", epsilon), ("min_potential", min_potential),
+                            ("min_accuracy", min_accuracy)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}={value!r} must be a number in [0, 1)")
+        if isinstance(min_gain, bool) or not isinstance(min_gain, (int, float)) or not 0.0 <= min_gain < math.inf:
+            raise ValueError(f"min_gain={min_gain!r} must be a finite number >= 0")
         if delta_at_end is not None and (isinstance(delta_at_end, bool) or not isinstance(delta_at_end, (int, float))
                                          or not 0.0 <= delta_at_end <= delta):
             raise ValueError(f"delta_at_end={delta_at_end!r} must lie in [0, delta]")
@@ -109,6 +114,7 @@ class FrontChancePruner(LedgerPruner):
         front = Staircase([*zip(self._finals.front_sizes, self._finals.front_accuracies), *running],
                           self._reference_size(record))
         best, volume = front.at(size), front.hypervolume()
+        typical = float(np.median(front.contributions())) if front.sizes.size else 0.0
         if self.min_potential > 0 and volume > 0:
             potential = float(front.gains(np.array([1.0]), size)[0]) / volume
             if potential < self.min_potential:
@@ -128,16 +134,21 @@ class FrontChancePruner(LedgerPruner):
             if draws.size == 0:
                 return None
             chance = chance_above(draws, best + self.epsilon)
-            gain = float(front.gains(draws - self.epsilon, size).mean()) / volume if volume > 0 else math.inf
-            if chance >= self._delta(judged, epochs) and (self.min_gain <= 0 or gain >= self.min_gain):
+            gain = float(front.gains(draws - self.epsilon, size).mean()) / typical if typical > 0 else math.inf
+            if chance >= self._delta(judged, epochs) and (self.min_gain <= 0 or gain >= self._min_gain(judged, epochs)):
                 return None
             chances.append(chance)
             gains.append(gain)
         return (f"P(final > f(s) + eps) {', '.join(f'{c:.2f}' for c in chances[::-1])} and expected gain "
-                f"{', '.join(f'{g:.2%}' for g in gains[::-1])} of the front's hypervolume at epochs "
+                f"{', '.join(f'{g:.2f}' for g in gains[::-1])} of a typical front point's at epochs "
                 f"{epoch - len(chances) + 1}..{epoch} (delta {self._delta(epoch, epochs):.3g}, min_gain "
-                f"{self.min_gain:g}; f(s) {best:.4f}, eps {self.epsilon:g}; {len(self._forecast.trained)} trained, "
+                f"{self._min_gain(epoch, epochs):.3g}; f(s) {best:.4f}, eps {self.epsilon:g}; {len(self._forecast.trained)} trained, "
                 f"{len(running)} running counted)")
+
+    def _min_gain(self, epoch: int, epochs: int) -> float:
+        """The gain a trial must be expected to add to go on: ``min_gain`` for a whole trial's epochs, less in
+        proportion to the epochs it has left (what going on costs)."""
+        return self.min_gain * (epochs - epoch) / epochs
 
     def _delta(self, epoch: int, epochs: int) -> float:
         """``delta`` at the first judged epoch, falling linearly to ``delta_at_end`` at the last."""

@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from msup.search.pruning.forecast import FinalForecast, chance_above, features, pessimistic
+from msup.analysis.pareto import hypervolume
+from msup.search.pruning.forecast import FinalForecast, Staircase, chance_above, features, pessimistic
 
 
 def curve(*values: float) -> dict[int, float]:
@@ -66,3 +67,23 @@ def test_chance_and_pessimistic_quantile() -> None:
 def test_neighbours_must_be_a_whole_number() -> None:
     with pytest.raises(ValueError, match="neighbours=0"):
         FinalForecast(neighbours=0)
+
+
+def test_staircase_measures_the_front_as_the_report_does() -> None:
+    rng = random.Random(1)
+    for _ in range(50):
+        points = [(10 ** rng.uniform(-3, -1), rng.uniform(0.1, 0.95)) for _ in range(rng.randint(1, 12))]
+        front = Staircase(points, reference_size=0.5)
+        volume = hypervolume([a for _, a in points], [s for s, _ in points], (0.0, 0.5))
+        assert front.hypervolume() == pytest.approx(volume)
+        size, accuracies = 10 ** rng.uniform(-3.5, -0.2), np.array([0.05, 0.5, 0.9, 1.0])
+        added = [hypervolume([a for _, a in points] + [acc], [s for s, _ in points] + [size], (0.0, 0.5)) - volume
+                 for acc in accuracies]
+        assert front.gains(accuracies, size) == pytest.approx(added, abs=1e-12)
+        steps = list(zip(front.sizes, front.best))  # the front's points: what each holds alone among them
+        for (s, a), alone in zip(steps, front.contributions()):
+            rest = [(s2, a2) for s2, a2 in steps if (s2, a2) != (s, a)]
+            without = hypervolume([a2 for _, a2 in rest], [s2 for s2, _ in rest], (0.0, 0.5)) if rest else 0.0
+            assert alone == pytest.approx(volume - without, abs=1e-12)
+        assert front.at(front.sizes[0] / 2) == 0.0 and front.at(1.0) == pytest.approx(max(a for _, a in points))
+    assert not Staircase([(0.6, 0.9)], reference_size=0.5).gains(np.array([1.0]), 0.7).any()  # beyond the reference

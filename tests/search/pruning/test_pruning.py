@@ -416,8 +416,8 @@ def test_front_chance_stops_what_cannot_reach_the_front_and_keeps_a_smaller_tria
     attrs = storage.main_trial(large.config["optuna_trial"]).user_attrs
     assert attrs[PRUNED_ATTR] == 3
     assert attrs[STOPPED_BY_ATTR] == (
-        "pruner front_chance: P(final > f(s) + eps) 0.00, 0.00 and expected gain 0.00%, 0.00% of the front's "
-        "hypervolume at epochs 2..3 (delta 0.1, min_gain 0; f(s) 0.9200, eps 0.005; 3 trained, 0 running counted)")
+        "pruner front_chance: P(final > f(s) + eps) 0.00, 0.00 and expected gain 0.00, 0.00 of a typical front point's "
+        "at epochs 2..3 (delta 0.1, min_gain 0; f(s) 0.9200, eps 0.005; 3 trained, 0 running counted)")
 
 
 def test_front_chance_keeps_a_trial_whose_forecast_may_still_beat_the_front(storage: Storage) -> None:
@@ -449,7 +449,7 @@ def test_front_chance_stops_by_expected_gain_by_potential_and_at_chance(storage:
     run_peers(storage, scheduler, [1.0, 1.0])
     # Just smaller than the trained trials and a little less accurate: on the front, but adds a sliver.
     assert feed(scheduler, storage.new_trial(size=0.95), [a - 0.02 for a in GOOD]) == [CONTINUE, CONTINUE, STOP]
-    assert "expected gain 2.17%, 2.17% of the front's" in storage.main_trial(2).user_attrs[STOPPED_BY_ATTR]
+    assert "expected gain 0.02, 0.02 of a typical front point's" in storage.main_trial(2).user_attrs[STOPPED_BY_ATTR]
     assert feed(scheduler, storage.new_trial(size=0.1), [a - 0.02 for a in GOOD]) == [CONTINUE] * EPOCHS  # a decade
 
     scheduler = storage.scheduler({**FRONT_CHANCE, "min_potential": 0.05})
