@@ -469,6 +469,28 @@ def test_front_chance_survives_pickling_and_forecasts_from_the_ledger_again(stor
 
 
 @pytest.mark.slow
+def test_front_chance_through_launch_and_resume(tmp_path: Path, ray_session: Any) -> None:
+    """A real tiny study: the rule stops trials from the ledger's forecast, and a resumed driver goes on with it."""
+    import studykit
+
+    from msup.cli import main
+
+    runs = tmp_path / "runs"
+    # One trial at a time, so which trials have trained when another is judged does not depend on timing.
+    pruner = {"name": "front_chance", "n_startup_trials": 2, "grace": 1, "delta": 0.5, "min_gain": 2.0}
+    path = studykit.write_study(tmp_path, "chance", trials=6, epochs=4, max_concurrent=1, pruner=pruner)
+    assert main(["study", "launch", str(path), "--runs-dir", str(runs)]) == 0
+    studykit.assert_consistent(runs / "chance", "chance", 6)
+    assert main(["study", "resume", "chance", "--runs-dir", str(runs), "--num-samples", "10"]) == 0
+    table = studykit.assert_consistent(runs / "chance", "chance", 10).table
+    pruned = table[table["state"] == "PRUNED"]
+    assert len(pruned) >= 1 and (table["state"] == "COMPLETE").sum() >= 2
+    assert pruned["stopped_by"].str.startswith("pruner front_chance: ").all()
+    assert ((pruned["epochs"] >= 2) & (pruned["epochs"] < 4)).all()  # judged at two epochs in a row, from the first
+    assert set(table.loc[table["trial"] >= 6, "state"]) <= {"COMPLETE", "PRUNED"}
+
+
+@pytest.mark.slow
 def test_ray_study_prunes_divergent_trials(tmp_path: Path, ray_session: Any) -> None:
     from msup.search.config.study import parse_study
     from msup.search.driver import launch
