@@ -311,9 +311,11 @@ class Budget:
 
 
 def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any], budget: Budget,
-           scratch: Path, earlier: list[Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, float], list[Any]]:
-    """One study of ``arm``, its sampler warm-started from ``earlier`` trials where given; returns a row per
-    trial, the totals (epochs, simulated seconds, CPU seconds) and the study's finished trials."""
+           scratch: Path, earlier: list[Any] | None = None, changed: dict[str, Any] | None = None,
+           ) -> tuple[list[dict[str, Any]], dict[str, float], list[Any]]:
+    """One study of ``arm`` (its pruner settings ``changed`` where given), its sampler warm-started from
+    ``earlier`` trials where given; returns a row per trial, the totals (epochs, simulated seconds, CPU seconds)
+    and the study's finished trials."""
     from controller import Controller
     from optuna.trial import TrialState
 
@@ -325,7 +327,7 @@ def replay(config: Any, answers: BankAnswers, arm: str, sampler: dict[str, Any],
     from msup.search.state.keys import RESUMED_ATTR
     from msup.search.state.ledger import release_ledgers
 
-    pruner = ARMS[WARM.get(arm, arm)] or config.pruner.raw
+    pruner = {**(ARMS[WARM.get(arm, arm)] or config.pruner.raw), **(changed or {})}
     if arm in PAUSE_WITHIN:
         pruner = {**pruner, "pause_within": PAUSE_WITHIN[arm]}
     space = AnsweringSpace(answers)
@@ -424,8 +426,6 @@ _ANSWERS: dict[tuple[str, str, str, str], BankAnswers] = {}  # one per worker pr
 def replay_seed(task: tuple[str, str, int, str, str, list[str], str, dict[str, dict[str, Any]]]) -> pd.DataFrame:
     """Every arm of one view on one seed (``none`` first: it sets the compute the others get)."""
     view, study_path, seed, bank_path, mode, arms, half, options = task
-    for arm, changed in options.items():  # settings under test (`--set`), in this worker process
-        ARMS[arm] = {**(ARMS[arm] or {}), **changed}
     import optuna
 
     from msup.search.config.preflight import load_study_config
@@ -447,7 +447,7 @@ def replay_seed(task: tuple[str, str, int, str, str, list[str], str, dict[str, d
         for arm in ["none", *[a for a in arms if a != "none"]]:
             budget = limits if not equal_compute or arm == "none" else dataclasses.replace(limits, trials=None)
             rows, totals, _ = replay(config, answers, arm, sampler, budget, Path(scratch),
-                                     earlier if arm in WARM else None)
+                                     earlier if arm in WARM else None, options.get(arm))
             if arm == "none" and equal_compute:
                 limits = Budget(epochs=totals["epochs"], seconds=totals["seconds"])
             frames.append(pd.DataFrame(rows).assign(view=view, arm=arm, seed=seed, answer=mode, run_epochs=totals["epochs"],

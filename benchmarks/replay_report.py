@@ -187,6 +187,34 @@ def pause_gain(table: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def paired(table: pd.DataFrame, arm: str, column: str, what: str, oracle: str | None = None) -> list[str]:
+    """``arm`` against size_aware and mo_asha, seed by seed, on ``column`` (lower is better; never reached counts
+    as 10x none's compute): the median difference, a Wilcoxon signed-rank p, and the share of the gap between
+    size_aware and ``oracle`` that ``arm`` closes (of their IQMs; medians for compute to a target)."""
+    runs = table.pivot_table(index="seed", columns="arm", values=column, aggfunc="first").replace(np.inf, 10.0)
+    level = (lambda v: float(np.median(v))) if column.startswith("to_") else iqm
+    lines = []
+    for other in ("size_aware", "mo_asha"):
+        if other not in runs or arm not in runs:
+            continue
+        diff = (runs[arm] - runs[other]).to_numpy()
+        p = wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
+        lines.append(f"{arm} against {other}, {what}, paired over {len(diff)} seeds: median difference "
+                     f"{100 * np.median(diff):+.1f} points of none's, lower on {np.mean(diff < -1e-9):.0%} of the seeds "
+                     f"and higher on {np.mean(diff > 1e-9):.0%}; Wilcoxon signed-rank p = {p:.2g}.")
+    if oracle is not None and "size_aware" in runs and oracle in runs:
+        shipped, best, own = level(runs["size_aware"]), level(runs[oracle]), level(runs[arm])
+        if own >= 10.0:
+            lines.append(f"{arm} reaches none's final on fewer than half the seeds: no share of the gap in {what} "
+                         f"between size_aware ({100 * shipped:.1f}) and {oracle} ({100 * best:.1f}) is closed.")
+        elif shipped > best:
+            closed = (shipped - own) / (shipped - best)
+            verb = f"closes {closed:.0%} of" if closed >= 0 else f"widens by {-closed:.0%}"
+            lines.append(f"{arm} ({100 * own:.1f}) {verb} the gap in {what} between size_aware ({100 * shipped:.1f}) "
+                         f"and {oracle} ({100 * best:.1f}).")
+    return lines
+
+
 def pauses(frame: pd.DataFrame, arm: str) -> str:
     """How many trials a pausing arm paused per seed, and what became of them."""
     rows = frame[frame["arm"] == arm]
@@ -329,6 +357,9 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
                 lines.append(f"| {arm} | {shown(rows['epochs'])} | {shown(rows['hv'])} | {cpu} |")
             lines += ["", *(f"{arm}: {pauses(frame, arm)}" for arm in table["arm"].unique()
                             if arm.startswith("size_aware_pause")), ""]
+            if "front_chance" in set(table["arm"]) and view == "same":
+                lines += [*paired(table, "front_chance", "epochs", "trial-epochs", "oracle g=1 99%"),
+                          *paired(table, "front_chance", "hv", "hypervolume (higher is better)"), ""]
             if view == "trials" and real and not at_chance:
                 lines += [f"Sim-to-real: real studies ({', '.join(str(p) for p in real)}) against {len(frame['seed'].unique())} "
                           "replayed seeds of this view:", "", *sim_to_real(table, real_outcomes(real, hv)), ""]
@@ -356,6 +387,8 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
                 lines.append("")
                 if view == "warm":
                     lines += [*warm_gain(table), ""]
+                if "front_chance" in set(table["arm"]):
+                    lines += [*paired(table, "front_chance", "to_1", "compute to none's final hypervolume", "oracle"), ""]
                 if {"size_aware", "size_aware_pause"} <= set(table["arm"]):
                     lines += [*pause_gain(table, frame), ""]
                 if figures is not None:

@@ -93,7 +93,7 @@ def test_coats_at_equal_outer_resumes_without_training_a_finished_run_again(tmp_
     assert row.count("±") == 1
 
 
-@pytest.mark.parametrize("extra", [[], ["--sampler", "tpe", "--max-history", "5"]])
+@pytest.mark.parametrize("extra", [[], ["--sampler", "tpe", "--max-history", "5"], ["--pruner", '{"name": "front_chance"}']])
 def test_driver_scale_times_every_call_in_windows_with_optunas_share_apart(tmp_path, extra):
     out = tmp_path / "rows.jsonl"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "driver_scale.py"), "--trials", "120", "--epochs", "3",

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "studies" / "digits.yaml"
 BANK = ROOT / "benchmarks" / "banks" / "digits"
 
-ARMS = ["none", "size_aware", "mo_asha_eps"]
+ARMS = ["none", "size_aware", "mo_asha_eps", "front_chance"]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def bank() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def same(bank) -> pd.DataFrame:
-    return replay_seed(("same", str(STUDY), 7, str(BANK), "nearest", ARMS, "all"))
+    return replay_seed(("same", str(STUDY), 7, str(BANK), "nearest", ARMS, "all", {"front_chance": {"delta": 0.2}}))
 
 
 def test_every_arm_trains_the_same_bank_configurations_and_reports_their_curves(same, bank):
@@ -50,7 +50,7 @@ def test_every_arm_trains_the_same_bank_configurations_and_reports_their_curves(
 
 
 def test_equal_compute_gives_every_arm_nones_compute_and_the_oracle_only_trains_front_trials():
-    frame = replay_seed(("compute", str(STUDY), 7, str(BANK), "forest", ["none", "oracle", "floor1"], "all"))
+    frame = replay_seed(("compute", str(STUDY), 7, str(BANK), "forest", ["none", "oracle", "floor1"], "all", {}))
     none = frame[frame["arm"] == "none"]
     budget = none["run_epochs"].iloc[0]
     assert len(none) == 40 and budget == none["epochs"].sum()
@@ -67,7 +67,7 @@ def test_equal_compute_gives_every_arm_nones_compute_and_the_oracle_only_trains_
 
 
 def test_a_warm_start_samples_from_the_earlier_study_at_the_cold_starts_compute():
-    frame = replay_seed(("warm", str(STUDY), 7, str(BANK), "forest", ["none", "warm"], "all"))
+    frame = replay_seed(("warm", str(STUDY), 7, str(BANK), "forest", ["none", "warm"], "all", {}))
     cold, warm = (frame[frame["arm"] == arm].sort_values("trial") for arm in ("none", "warm"))
     assert len(cold) == 40 and warm["run_epochs"].iloc[0] >= cold["run_epochs"].iloc[0]  # both clocks spent, as compute's
     assert warm["run_s"].iloc[0] >= cold["run_s"].iloc[0] - 1.0
@@ -77,7 +77,7 @@ def test_a_warm_start_samples_from_the_earlier_study_at_the_cold_starts_compute(
 
 
 def test_a_paused_trial_goes_on_from_its_epoch_once_sampling_is_over():
-    frame = replay_seed(("same", str(STUDY), 7, str(BANK), "nearest", ["none", "size_aware_pause"], "all"))
+    frame = replay_seed(("same", str(STUDY), 7, str(BANK), "nearest", ["none", "size_aware_pause"], "all", {}))
     pausing = frame[frame["arm"] == "size_aware_pause"]
     first = pausing.drop_duplicates("trial")  # each trial's first stretch
     assert len(first) == 40 and pausing["epochs"].sum() == pausing["run_epochs"].iloc[0]
@@ -111,6 +111,8 @@ def test_the_report_has_both_views_with_floor_and_oracle(same, tmp_path):
     for arm in ("| none |", "| size_aware |", "| floor1 |", "| floor2 |", "| oracle g=1 99% |", "| oracle g=0 100% |"):
         assert arm in text
     assert "Answered by: nearest. Distance to the nearest bank configuration" in text
+    assert "front_chance against size_aware, trial-epochs, paired over 1 seeds" in text
+    assert "the gap in trial-epochs between size_aware" in text  # and the oracle: the share front_chance closes
     assert (tmp_path / "figures" / "replay-digits-same.png").stat().st_size
 
 

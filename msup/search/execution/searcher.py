@@ -31,8 +31,8 @@ from msup.errors import InputError, RunError
 from msup.folder import Folder
 from msup.search.config.study import StudyConfig
 from msup.search.execution.trial_config import TrialConfig
-from msup.search.pruning.pausing import no_room_reason, paused_epoch, review
 from msup.search.pruning.base import LedgerPruner
+from msup.search.pruning.pausing import no_room_reason, paused_epoch, review
 from msup.search.sampling.factory import study_sampler
 from msup.search.state.account import BudgetAccount, Gate, budget_account
 from msup.search.state.keys import (

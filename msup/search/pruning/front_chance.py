@@ -142,8 +142,8 @@ class FrontChancePruner(LedgerPruner):
         return (f"P(final > f(s) + eps) {', '.join(f'{c:.2f}' for c in chances[::-1])} and expected gain "
                 f"{', '.join(f'{g:.2f}' for g in gains[::-1])} of a typical front point's at epochs "
                 f"{epoch - len(chances) + 1}..{epoch} (delta {self._delta(epoch, epochs):.3g}, min_gain "
-                f"{self._min_gain(epoch, epochs):.3g}; f(s) {best:.4f}, eps {self.epsilon:g}; {len(self._forecast.trained)} trained, "
-                f"{len(running)} running counted)")
+                f"{self._min_gain(epoch, epochs):.3g}; f(s) {best:.4f}, eps {self.epsilon:g}; "
+                f"{len(self._forecast.trained)} trained, {len(running)} running counted)")
 
     def _min_gain(self, epoch: int, epochs: int) -> float:
         """The gain a trial must be expected to add to go on: ``min_gain`` for a whole trial's epochs, less in
