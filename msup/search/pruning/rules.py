@@ -3,9 +3,9 @@
 Pruner settings in a study file: ``{name: median, n_startup_trials: 5,
 n_warmup_steps: 2}``; names: none, median, percentile, successive_halving,
 hyperband, wilcoxon, patient (``wrapped: {...}`` or a name, plus ``patience``),
-size_aware, mo_asha (`MoAshaPruner`) and front_chance
-(`msup.search.pruning.front_chance`); ``pause_within: 0.02`` makes size_aware or mo_asha
-pause doubtful trials instead of ending them. Steps are epochs, counted from 1:
+size_aware, mo_asha (`MoAshaPruner`) and front_chance (`FrontChancePruner`);
+``pause_within: 0.02`` makes size_aware or mo_asha pause doubtful trials
+instead of ending them. Steps are epochs, counted from 1:
 ``n_warmup_steps: 3`` judges a trial first after its third epoch (Optuna counts
 from 0, so there it would be the fourth step).
 
@@ -13,6 +13,8 @@ from 0, so there it would be the fourth step).
   of the completed trials at the same epoch, so a small trial with lower
   accuracy is not stopped for being less accurate than larger ones.
 - `MoAshaPruner`: multi-objective asynchronous successive halving over rungs.
+- `FrontChancePruner` (`msup.search.pruning.front_chance`): a forecast of
+  where the trial's curve ends, against the front at the trial's known size.
 
 The rules are plain objects, testable without Ray; `msup.search.execution.scheduler`
 consults them from a Ray Tune scheduler.
