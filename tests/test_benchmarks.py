@@ -105,3 +105,20 @@ def test_driver_scale_times_every_call_in_windows_with_optunas_share_apart(tmp_p
         assert 0 < r["sampler_ms"] + r["optuna_ask_ms"] < r["suggest_ms"] and 0 < r["optuna_tell_ms"] < r["complete_ms"]
         assert 0 < r["report_ms"] and r["reports"] > 0
     assert "| 101-120 |" in done.stdout
+
+
+def test_equal_compute_real_writes_valid_studies_that_differ_only_in_seed_pruner_and_budget(tmp_path):
+    from equal_compute_real import study_files
+
+    from msup.search.config.preflight import load_study_config
+
+    paths = study_files(ROOT / "studies" / "digits.yaml", [20, 21], tmp_path)
+    assert [p.stem for p in paths[:4]] == ["ec-none-s20", "ec-size_aware-s20", "ec-front_chance-s20",
+                                           "ec-front_chance_third-s20"] and len(paths) == 8
+    shipped = load_study_config(ROOT / "studies" / "digits.yaml")
+    for path in paths:
+        config = load_study_config(path)  # the study checks it as a launch would: relative paths resolved
+        assert config.space == shipped.space and config.train == shipped.train
+        assert config.sampler["seed"] == int(path.stem.rsplit("-s", 1)[1])
+        assert config.budget.trial_epochs == (400 if "third" in path.stem else 1200)
+    assert load_study_config(paths[2]).pruner.name == "front_chance" and load_study_config(paths[1]).pruner == shipped.pruner
