@@ -120,18 +120,16 @@ class Staircase:
         below = int(np.searchsorted(self.sizes, size, side="right"))
         return float(self.best[below - 1]) if below else 0.0
 
+    def _widths(self) -> np.ndarray:
+        """Each step's width in decades of size, up to the reference size."""
+        return np.diff(np.log10(np.r_[self.sizes, self.reference_size])) if self.sizes.size else np.empty(0)
+
     def hypervolume(self) -> float:
-        if not self.sizes.size:
-            return 0.0
-        edges = np.log10(np.r_[self.sizes, self.reference_size])
-        return float(np.sum(self.best * np.diff(edges)))
+        return float(np.sum(self.best * self._widths()))
 
     def contributions(self) -> np.ndarray:
         """The hypervolume each point of the front holds alone among the front's points: what losing it would cost."""
-        if not self.sizes.size:
-            return np.empty(0)
-        widths = np.diff(np.log10(np.r_[self.sizes, self.reference_size]))
-        return np.diff(np.r_[0.0, self.best]) * widths
+        return np.diff(np.r_[0.0, self.best]) * self._widths()
 
     def gains(self, accuracies: np.ndarray, size: float) -> np.ndarray:
         """The hypervolume each accuracy would add at ``size`` (0 at or beyond the reference size)."""
