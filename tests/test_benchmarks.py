@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,18 +108,52 @@ def test_driver_scale_times_every_call_in_windows_with_optunas_share_apart(tmp_p
     assert "| 101-120 |" in done.stdout
 
 
-def test_equal_compute_real_writes_valid_studies_that_differ_only_in_seed_pruner_and_budget(tmp_path):
-    from equal_compute_real import study_files
+def test_real_studies_writes_valid_studies_that_differ_only_in_seed_pruner_and_limit(tmp_path):
+    from real_studies import ARMS, study_files
 
     from msup.search.config.preflight import load_study_config
 
     paths = study_files(ROOT / "studies" / "digits.yaml", [20, 21], tmp_path)
-    assert [p.stem for p in paths[:4]] == ["ec-none-s20", "ec-size_aware-s20", "ec-front_chance-s20",
-                                           "ec-front_chance_third-s20"] and len(paths) == 8
+    assert [p.stem for p in paths[:len(ARMS)]] == [f"{arm}-s20" for arm in ARMS] and len(paths) == 2 * len(ARMS)
     shipped = load_study_config(ROOT / "studies" / "digits.yaml")
     for path in paths:
         config = load_study_config(path)  # the study checks it as a launch would: relative paths resolved
         assert config.space == shipped.space and config.train == shipped.train
         assert config.sampler["seed"] == int(path.stem.rsplit("-s", 1)[1])
-        assert config.budget.trial_epochs == (400 if "third" in path.stem else 1200)
-    assert load_study_config(paths[2]).pruner.name == "front_chance" and load_study_config(paths[1]).pruner == shipped.pruner
+        if path.stem.split("-s")[0].endswith("_trials"):  # the trials view: none's trial count, no compute limit
+            assert config.trials == 40 and config.budget is None
+        else:
+            assert config.budget.trial_epochs == (400 if "third" in path.stem else 1200)
+    pruners = {p.stem: load_study_config(p).pruner for p in paths}
+    assert pruners["front_chance-s21"].name == "front_chance" and pruners["front_chance_trials-s21"].name == "front_chance"
+    assert pruners["size_aware-s20"] == shipped.pruner == pruners["size_aware_trials-s20"]
+    assert pruners["none-s20"].name == "none"
+
+def test_real_studies_saves_the_trials_view_as_the_sim_to_real_check_reads_it(tmp_path):
+    from real_studies import outcome, search_efficiency_outcomes
+    from replay_report import Measure, real_outcomes
+
+    from msup.analysis.table import validate_trials
+
+    def study(name: str, rows: list[tuple[str, float, float, int]]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        validate_trials(pd.DataFrame([
+            {"trial": i, "state": state, "coats": 1, "val_acc": acc, "best_val_acc": acc, "test_acc": acc,
+             "size_paper_mib": size, "size_entropy_mib": size, "size_artifact_bytes": 1000, "dense_mib": 1.0,
+             "epochs": epochs} for i, (state, acc, size, epochs) in enumerate(rows)])).to_csv(folder / "trials.csv", index=False)
+        return folder
+
+    none = outcome(study("none-s7", [("COMPLETE", 0.9, 0.1, 10), ("COMPLETE", 0.8, 0.01, 10),
+                                     ("COMPLETE", 0.7, 0.05, 10)]))  # the last is dominated
+    pruned = outcome(study("front_chance_trials-s7", [("COMPLETE", 0.9, 0.1, 10), ("PRUNED", 0.5, 0.01, 2),
+                                                      ("COMPLETE", 0.7, 0.05, 10)]))
+    measure = Measure(1.0, 0.1)
+    assert (none["arm"], none["seed"], none["epochs"], none["complete"]) == ("none", 7, 30, 3)
+    assert [p["accuracy"] for p in none["front"]] == [0.8, 0.9] and none["hv"] == pytest.approx(0.8 + 0.9)  # a decade each
+    assert pruned["hv"] == pytest.approx(measure([0.05, 0.1], [0.7, 0.9]))
+    saved = tmp_path / "outcomes.json"
+    saved.write_text(json.dumps(search_efficiency_outcomes(pd.DataFrame([none, pruned]))))
+    real = real_outcomes([saved], measure).set_index("arm")
+    assert real.loc["front_chance", "epochs"] == pytest.approx(22 / 30)
+    assert real.loc["front_chance", "hv"] == pytest.approx(pruned["hv"] / none["hv"]) and real.loc["none", "hv"] == 1
