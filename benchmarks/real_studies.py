@@ -16,8 +16,9 @@ already in the runs folder is not run again, so arms can be added later
 (``--arms``). Prints one row per study (trials, trials trained every epoch,
 trial-epochs, hypervolume of its COMPLETE trials against accuracy 0 and the
 dense size, and that hypervolume as % of ``none``'s for the seed) and the
-mean ± std per arm, and writes the ``trials`` view as ``outcomes.json`` in
-`search_efficiency.py`'s format for ``replay_report.py --real``:
+mean ± std per arm. For the sim-to-real checks it writes the ``trials`` view
+as ``outcomes.json`` in `search_efficiency.py`'s format (``replay_report.py
+--real``) and the ``compute`` view as ``compute.json`` (``--real-compute``):
 
     python benchmarks/real_studies.py --seeds 20 21 22 23 24 --runs runs/real-digits
     python benchmarks/real_studies.py --study studies/mnist5k-conv.yaml --seeds 20 21 22 23 24 \\
@@ -46,22 +47,23 @@ ARMS = ("none", "size_aware_trials", "front_chance_trials", "size_aware", "front
 FRONT_CHANCE = {"name": "front_chance"}
 
 
+def arm_budget(arm: str, budget: int) -> int | None:
+    """The trial-epochs an arm may spend given the file's budget; None for the ``trials`` view."""
+    return None if arm.endswith("_trials") else budget // 3 if arm.endswith("_third") else budget
+
+
 def arm_settings(base: dict[str, Any], arm: str) -> dict[str, Any]:
     """The keys an arm changes in the study file: its pruner and its limit."""
-    budget = int(base["budget"]["trial_epochs"])
-    trials = {"trials": budget // int(base["train"]["optim"]["epochs"]), "budget": None}
-    return {
-        "none": {"pruner": {"name": "none"}, "budget": {"trial_epochs": budget}},
-        "size_aware_trials": {"pruner": base["pruner"], **trials},
-        "front_chance_trials": {"pruner": FRONT_CHANCE, **trials},
-        "size_aware": {"pruner": base["pruner"], "budget": {"trial_epochs": budget}},
-        "front_chance": {"pruner": FRONT_CHANCE, "budget": {"trial_epochs": budget}},
-        "front_chance_third": {"pruner": FRONT_CHANCE, "budget": {"trial_epochs": budget // 3}},
-    }[arm]
+    budget = arm_budget(arm, int(base["budget"]["trial_epochs"]))
+    pruner = {"name": "none"} if arm == "none" else FRONT_CHANCE if arm.startswith("front_chance") else base["pruner"]
+    if budget is None:  # none's trial count, no compute limit
+        return {"pruner": pruner, "trials": int(base["budget"]["trial_epochs"]) // int(base["train"]["optim"]["epochs"]),
+                "budget": None}
+    return {"pruner": pruner, "budget": {"trial_epochs": budget}}
 
 
 def study_files(study: Path, seeds: Sequence[int], folder: Path, arms: Sequence[str] = ARMS) -> list[Path]:
-    """One study file per (seed, arm), its relative paths made absolute and its training config inlined."""
+    """One study file per (seed, arm), its relative paths made absolute."""
     base = yaml.safe_load(study.read_text(encoding="utf-8"))
     for key in ("train", "search_space"):
         if isinstance(base.get(key), str):
@@ -100,6 +102,19 @@ def search_efficiency_outcomes(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
              "front": row.front, "full_accuracies": [p["accuracy"] for p in row.front]} for row in rows.itertuples()]
 
 
+def compute_outcomes(outcomes: pd.DataFrame, budget: int) -> list[dict[str, Any]]:
+    """The ``compute`` view: per seed, each budgeted arm's final hypervolume as a fraction of ``none``'s and its
+    budget as a share of ``none``'s, under the name of the replay's arm it is checked against."""
+    none = outcomes[outcomes["arm"] == "none"].set_index("seed")["hv"]
+    rows = []
+    for row in outcomes[outcomes["seed"].isin(none.index)].itertuples():
+        spent = arm_budget(str(row.arm), budget)
+        if spent is not None:
+            rows.append({"arm": str(row.arm).removesuffix("_third"), "seed": int(row.seed), "share": spent / budget,
+                         "hv": float(row.hv / none[row.seed])})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, default=ROOT / "studies" / "digits.yaml")
@@ -114,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             subprocess.run([MSUP, "study", "launch", str(path), "--runs-dir", str(args.runs)], check=True,
                            stdout=subprocess.DEVNULL)
     table = pd.DataFrame([outcome(f.parent) for f in sorted(args.runs.glob("*/trials.csv"))])
-    (args.runs / "outcomes.json").write_text(json.dumps(search_efficiency_outcomes(table), indent=1), encoding="utf-8")
+    budget = int(yaml.safe_load(args.study.read_text(encoding="utf-8"))["budget"]["trial_epochs"])
+    for name, rows in (("outcomes.json", search_efficiency_outcomes(table)), ("compute.json", compute_outcomes(table, budget))):
+        (args.runs / name).write_text(json.dumps(rows, indent=1), encoding="utf-8")
     none = table[table["arm"] == "none"].set_index("seed")["hv"]
     table["hv_pct"] = 100 * table["hv"] / table["seed"].map(none)
     print(table.drop(columns="front").to_string(index=False))

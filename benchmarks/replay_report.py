@@ -18,6 +18,7 @@ are interquartile means over seeds with 95 % bootstrap intervals.
 
     python benchmarks/replay_report.py studies/digits.yaml [--replays DIR] [--figures DIR] [--markdown FILE]
         [--real runs/bench/outcomes.json]   # the sim-to-real check against real studies
+        [--real-compute runs/real/compute.json]   # the same under a compute budget (real_studies.py)
 """
 
 from __future__ import annotations
@@ -256,18 +257,45 @@ def sim_to_real(replayed: pd.DataFrame, real: pd.DataFrame, draws: int = 4000) -
     """Is each real k-seed mean inside the 95 % interval of replayed k-seed means (k seeds drawn from the replays)?"""
     lines = ["| arm | measure | real mean | replayed 95 % interval of the mean | inside |", "|---|---|---:|---:|---|"]
     rng = np.random.default_rng(0)
+    name = {"epochs": "trial-epochs, % of none", "hv": "hypervolume, % of none", "hv_abs": "hypervolume"}
     for arm, rows in real.groupby("arm", sort=False):
         pool = replayed[replayed["arm"] == arm]
         if pool.empty:
             continue
         for measure, scale in (("epochs", 100.0), ("hv", 100.0), ("hv_abs", 1.0)):
-            values = pool[measure].to_numpy()
-            means = [values[rng.choice(values.size, len(rows), replace=False)].mean() for _ in range(draws)]
-            low, high, mean = np.percentile(means, 2.5), np.percentile(means, 97.5), rows[measure].mean()
-            name = {"epochs": "trial-epochs, % of none", "hv": "hypervolume, % of none", "hv_abs": "hypervolume"}
-            lines.append(f"| {arm} | {name[measure]} | {scale * mean:.3g} | [{scale * low:.3g}, {scale * high:.3g}] "
-                         f"| {'yes' if low <= mean <= high else '**no**'} |")
+            lines.append(_inside(arm, name[measure], scale, rows[measure].to_numpy(), pool[measure].to_numpy(), rng,
+                                 draws))
     return lines
+
+
+def real_compute(paths: Sequence[Path]) -> pd.DataFrame:
+    """Real studies' ``compute.json`` (`real_studies.py`): per seed and arm, the share of none's budget it had and
+    its final hypervolume as a fraction of none's."""
+    import json
+
+    return pd.DataFrame([row for path in paths for row in json.loads(path.read_text(encoding="utf-8"))])
+
+
+def sim_to_real_compute(replayed: pd.DataFrame, real: pd.DataFrame, draws: int = 4000) -> list[str]:
+    """The same check for the compute view: each real arm's final hypervolume against the replayed arm's
+    hypervolume at the same share of none's compute (trial-epochs)."""
+    lines = ["| arm | budget, share of none's | real mean of the final hypervolume, % of none's | replayed 95 % "
+             "interval of the mean | inside |", "|---|---:|---:|---:|---|"]
+    rng = np.random.default_rng(0)
+    for (arm, share), rows in real.groupby(["arm", "share"], sort=False):
+        pool = replayed[replayed["arm"] == arm]
+        if not pool.empty:
+            lines.append(_inside(arm, f"{share:.2f}", 100.0, rows["hv"].to_numpy(), _at(pool["hv"], share), rng, draws))
+    return lines
+
+
+def _inside(arm: str, what: str, scale: float, real: np.ndarray, replayed: np.ndarray, rng: np.random.Generator,
+            draws: int) -> str:
+    """A table row: the real mean, the 95 % interval of replayed means of as many seeds, and whether it is inside."""
+    means = [replayed[rng.choice(replayed.size, real.size, replace=False)].mean() for _ in range(draws)]
+    low, high, mean = np.percentile(means, 2.5), np.percentile(means, 97.5), real.mean()
+    return (f"| {arm} | {what} | {scale * mean:.3g} | [{scale * low:.3g}, {scale * high:.3g}] "
+            f"| {'yes' if low <= mean <= high else '**no**'} |")
 
 
 # --- bank quality ----------------------------------------------------------------------------------------------
@@ -313,7 +341,7 @@ def load_replays(folder: Path, view: str) -> pd.DataFrame:
 
 
 def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Path | None,
-           real: Sequence[Path] = ()) -> str:
+           real: Sequence[Path] = (), real_computed: Sequence[Path] = ()) -> str:
     from msup.search.config.preflight import load_study_config
 
     config = replayed_study(load_study_config(study))
@@ -389,6 +417,10 @@ def report(study: Path, replays: Path, bank_folder: Path, half: str, figures: Pa
                     lines += [*warm_gain(table), ""]
                 if "front_chance" in set(table["arm"]):
                     lines += [*paired(table, "front_chance", "to_1", "compute to none's final hypervolume", "oracle"), ""]
+                if view == "compute" and clock == "epochs" and real_computed and not at_chance:
+                    lines += [f"Sim-to-real: real studies under a compute budget ({', '.join(map(str, real_computed))}) "
+                              f"against {frame['seed'].nunique()} replayed seeds of this view:", "",
+                              *sim_to_real_compute(table, real_compute(real_computed)), ""]
                 if {"size_aware", "size_aware_pause"} <= set(table["arm"]):
                     lines += [*pause_gain(table, frame), ""]
                 if figures is not None:
@@ -465,9 +497,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="also write the tables here")
     parser.add_argument("--real", type=Path, nargs="*", default=[],
                         help="outcomes.json of real studies (search_efficiency.py --keep) for the sim-to-real check")
+    parser.add_argument("--real-compute", type=Path, nargs="*", default=[],
+                        help="compute.json of real studies under a budget (real_studies.py) for the same check")
     args = parser.parse_args(argv)
     text = report(args.study, args.replays or ROOT / "benchmarks" / "replays" / args.study.stem,
-                  args.bank or ROOT / "benchmarks" / "banks" / args.study.stem, args.half, args.figures, args.real)
+                  args.bank or ROOT / "benchmarks" / "banks" / args.study.stem, args.half, args.figures, args.real,
+                  args.real_compute)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n", encoding="utf-8")

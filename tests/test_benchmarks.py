@@ -129,9 +129,9 @@ def test_real_studies_writes_valid_studies_that_differ_only_in_seed_pruner_and_l
     assert pruners["size_aware-s20"] == shipped.pruner == pruners["size_aware_trials-s20"]
     assert pruners["none-s20"].name == "none"
 
-def test_real_studies_saves_the_trials_view_as_the_sim_to_real_check_reads_it(tmp_path):
-    from real_studies import outcome, search_efficiency_outcomes
-    from replay_report import Measure, real_outcomes
+def test_real_studies_saves_both_views_as_the_sim_to_real_checks_read_them(tmp_path):
+    from real_studies import compute_outcomes, outcome, search_efficiency_outcomes
+    from replay_report import Measure, real_compute, real_outcomes
 
     from msup.analysis.table import validate_trials
 
@@ -157,3 +157,8 @@ def test_real_studies_saves_the_trials_view_as_the_sim_to_real_check_reads_it(tm
     real = real_outcomes([saved], measure).set_index("arm")
     assert real.loc["front_chance", "epochs"] == pytest.approx(22 / 30)
     assert real.loc["front_chance", "hv"] == pytest.approx(pruned["hv"] / none["hv"]) and real.loc["none", "hv"] == 1
+    third = outcome(study("front_chance_third-s7", [("COMPLETE", 0.9, 0.1, 10)]))
+    saved.write_text(json.dumps(compute_outcomes(pd.DataFrame([none, pruned, third]), 30)))
+    computed = real_compute([saved]).set_index("arm")  # the trials view is left out; the third is front_chance at 1/3
+    assert list(computed.index) == ["none", "front_chance"] and list(computed["share"]) == [1.0, pytest.approx(1 / 3)]
+    assert computed.loc["front_chance", "hv"] == pytest.approx(0.9 / 1.7)
