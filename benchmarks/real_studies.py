@@ -54,11 +54,11 @@ def arm_budget(arm: str, budget: int) -> int | None:
 
 def arm_settings(base: dict[str, Any], arm: str) -> dict[str, Any]:
     """The keys an arm changes in the study file: its pruner and its limit."""
-    budget = arm_budget(arm, int(base["budget"]["trial_epochs"]))
+    total = int(base["budget"]["trial_epochs"])
+    budget = arm_budget(arm, total)
     pruner = {"name": "none"} if arm == "none" else FRONT_CHANCE if arm.startswith("front_chance") else base["pruner"]
     if budget is None:  # none's trial count, no compute limit
-        return {"pruner": pruner, "trials": int(base["budget"]["trial_epochs"]) // int(base["train"]["optim"]["epochs"]),
-                "budget": None}
+        return {"pruner": pruner, "trials": total // int(base["train"]["optim"]["epochs"]), "budget": None}
     return {"pruner": pruner, "budget": {"trial_epochs": budget}}
 
 
@@ -105,14 +105,19 @@ def search_efficiency_outcomes(outcomes: pd.DataFrame) -> list[dict[str, Any]]:
 def compute_outcomes(outcomes: pd.DataFrame, budget: int) -> list[dict[str, Any]]:
     """The ``compute`` view: per seed, each budgeted arm's final hypervolume as a fraction of ``none``'s and its
     budget as a share of ``none``'s, under the name of the replay's arm it is checked against."""
-    none = outcomes[outcomes["arm"] == "none"].set_index("seed")["hv"]
     rows = []
-    for row in outcomes[outcomes["seed"].isin(none.index)].itertuples():
+    for row, share in zip(outcomes.itertuples(), share_of_none(outcomes)):
         spent = arm_budget(str(row.arm), budget)
-        if spent is not None:
+        if spent is not None and pd.notna(share):
             rows.append({"arm": str(row.arm).removesuffix("_third"), "seed": int(row.seed), "share": spent / budget,
-                         "hv": float(row.hv / none[row.seed])})
+                         "hv": float(share)})
     return rows
+
+
+def share_of_none(outcomes: pd.DataFrame) -> pd.Series:
+    """Each study's hypervolume as a fraction of ``none``'s for its seed (NaN where that seed has no ``none``)."""
+    none = outcomes[outcomes["arm"] == "none"].set_index("seed")["hv"]
+    return outcomes["hv"] / outcomes["seed"].map(none)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,8 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = int(yaml.safe_load(args.study.read_text(encoding="utf-8"))["budget"]["trial_epochs"])
     for name, rows in (("outcomes.json", search_efficiency_outcomes(table)), ("compute.json", compute_outcomes(table, budget))):
         (args.runs / name).write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    none = table[table["arm"] == "none"].set_index("seed")["hv"]
-    table["hv_pct"] = 100 * table["hv"] / table["seed"].map(none)
+    table["hv_pct"] = 100 * share_of_none(table)
     print(table.drop(columns="front").to_string(index=False))
     columns = ["trials", "complete", "epochs", "hv", "hv_pct"]
     print(table.groupby("arm", sort=False)[columns].agg(["mean", "std"]).round(3).to_string())

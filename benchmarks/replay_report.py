@@ -240,9 +240,7 @@ def _at(values: pd.Series, fraction: float) -> np.ndarray:
 
 def real_outcomes(paths: Sequence[Path], hv: Measure) -> pd.DataFrame:
     """Per seed and arm of real studies (`search_efficiency.py`'s outcomes.json): the measures of `same_trials`."""
-    import json
-
-    outcomes = [o for path in paths for o in json.loads(path.read_text(encoding="utf-8"))]
+    outcomes = _json_rows(paths)
     rows = []
     for outcome in outcomes:
         none = next(o for o in outcomes if o["arm"] == "none" and o["seed"] == outcome["seed"])
@@ -271,9 +269,14 @@ def sim_to_real(replayed: pd.DataFrame, real: pd.DataFrame, draws: int = 4000) -
 def real_compute(paths: Sequence[Path]) -> pd.DataFrame:
     """Real studies' ``compute.json`` (`real_studies.py`): per seed and arm, the share of none's budget it had and
     its final hypervolume as a fraction of none's."""
+    return pd.DataFrame(_json_rows(paths))
+
+
+def _json_rows(paths: Sequence[Path]) -> list[dict]:
+    """The rows of JSON lists saved by the real-study benchmarks, one list per file, in order."""
     import json
 
-    return pd.DataFrame([row for path in paths for row in json.loads(path.read_text(encoding="utf-8"))])
+    return [row for path in paths for row in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def sim_to_real_compute(replayed: pd.DataFrame, real: pd.DataFrame, draws: int = 4000) -> list[str]:
